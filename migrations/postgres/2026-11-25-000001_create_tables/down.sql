@@ -1,0 +1,9 @@
+DROP TABLE suppressions;
+DROP TABLE staff_tokens;
+DROP TABLE deliveries;
+DROP TABLE digest_articles;
+DROP TABLE digests;
+DROP TABLE articles;
+DROP TABLE confirmation_tokens;
+DROP TABLE subscriber_events;
+DROP TABLE subscribers;

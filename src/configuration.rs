@@ -1,0 +1,211 @@
+//! Settings: the embedded `config/default.toml`, then the file named by `--config` (or
+//! `config/default.toml` in the working directory), then `NEWSLETTER__SECTION__KEY` variables.
+//! Everything is checked here, once, so a bad key stops start-up with its name.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub site: SiteSettings,
+    pub database: DatabaseSettings,
+    pub mail: MailSettings,
+    pub delivery: DeliverySettings,
+    pub signup: SignupSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub base_url: String,
+    pub max_body_bytes: usize,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSettings {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Outbox,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: Transport,
+    pub from: String,
+    pub message_id_domain: String,
+    pub unsubscribe_mailto: String,
+    pub outbox: OutboxSettings,
+    pub smtp: SmtpSettings,
+    pub dkim: DkimSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    pub domain: Option<String>,
+    pub selector: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub rate_per_second: u32,
+    pub max_attempts: i32,
+    pub retry_base_seconds: u64,
+    pub lease_seconds: u64,
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupSettings {
+    pub token_ttl_hours: u32,
+    pub rate_limit_per_minute: u32,
+    pub welcome_email: bool,
+    pub max_links_per_hour: i64,
+}
+
+impl Settings {
+    /// Reads the settings. `path` is the `--config` file; without it `config/default.toml` in the
+    /// working directory is read when present.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            EMBEDDED_DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        match path {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                builder = builder.add_source(config::File::from(path));
+            }
+            None => {
+                builder =
+                    builder.add_source(config::File::with_name("config/default").required(false));
+            }
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("NEWSLETTER")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading the configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let base = url::Url::parse(&self.server.base_url)
+            .with_context(|| format!("server.base_url {:?} is not a URL", self.server.base_url))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            bail!("server.base_url must start with http:// or https://");
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!(
+                "mail.from {:?} is not a mailbox like `Name <address@example.org>`",
+                self.mail.from
+            );
+        }
+        if !self.mail.unsubscribe_mailto.is_empty()
+            && self
+                .mail
+                .unsubscribe_mailto
+                .parse::<lettre::Address>()
+                .is_err()
+        {
+            bail!("mail.unsubscribe_mailto is not an email address");
+        }
+        if self.delivery.concurrency == 0 {
+            bail!("delivery.concurrency must be at least 1");
+        }
+        if self.delivery.max_attempts < 1 {
+            bail!("delivery.max_attempts must be at least 1");
+        }
+        if self.delivery.batch_size < 1 {
+            bail!("delivery.batch_size must be at least 1");
+        }
+        if self.signup.token_ttl_hours == 0 {
+            bail!("signup.token_ttl_hours must be at least 1");
+        }
+        if self.signup.rate_limit_per_minute == 0 {
+            bail!("signup.rate_limit_per_minute must be at least 1");
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections must be at least 1");
+        }
+        let dkim = &self.mail.dkim;
+        let set = [
+            dkim.domain.is_some(),
+            dkim.selector.is_some(),
+            dkim.private_key_file.is_some(),
+        ];
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            bail!("mail.dkim needs all of domain, selector and private_key_file, or none of them");
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.server.base_url.trim_end_matches('/')
+    }
+}

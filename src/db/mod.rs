@@ -1,0 +1,230 @@
+//! All diesel code lives below this module. One connection type covers both backends; the
+//! backend is chosen from the URL scheme (never by trial, so a PostgreSQL outage is reported as
+//! such), and every query runs on a blocking thread through [`Db::run`].
+
+pub mod articles;
+pub mod deliveries;
+pub mod digests;
+pub mod schema;
+pub mod staff_tokens;
+pub mod subscribers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete backend connection, for the few statements
+/// that need a backend's own SQL or a `RETURNING` clause.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") {
+            Ok(Backend::Sqlite)
+        } else {
+            anyhow::bail!("database.url must start with sqlite:// or postgres://")
+        }
+    }
+}
+
+/// Opens connections of the backend named by the URL, with SQLite's pragmas set on each.
+pub struct ConnectionManager {
+    backend: Backend,
+    url: SecretString,
+}
+
+impl ConnectionManager {
+    fn sqlite_path(&self) -> &str {
+        self.url.expose_secret().trim_start_matches("sqlite://")
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(self.url.expose_secret())
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(self.sqlite_path())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL itself needs the lock.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The database handle shared by the HTTP handlers, the worker and the CLI.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pool (creating the SQLite file's folder when needed) without running migrations.
+    pub fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Db> {
+        let backend = Backend::from_url(url.expose_secret())?;
+        let manager = ConnectionManager {
+            backend,
+            url: url.clone(),
+        };
+        if backend == Backend::Sqlite {
+            if let Some(dir) = Path::new(manager.sqlite_path()).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("creating the database folder {}", dir.display())
+                    })?;
+                }
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .context("connecting to the database")?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the pending migrations of this backend; returns how many ran.
+    pub fn migrate(&self) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get().context("connecting to the database")?;
+        let applied = on_backend!(&mut *conn, |c| match c
+            .run_pending_migrations(migrations_of(self.backend))
+        {
+            Ok(done) => Ok(done.len()),
+            Err(e) => Err(anyhow::anyhow!("running database migrations: {e}")),
+        })?;
+        Ok(applied)
+    }
+
+    /// A pooled connection for blocking code (CLI, tests). Async code uses [`Db::run`].
+    pub fn get(&self) -> anyhow::Result<r2d2::PooledConnection<ConnectionManager>> {
+        self.pool.get().context("no database connection available")
+    }
+
+    /// Runs blocking diesel work on the blocking pool, inside the caller's tracing span.
+    pub async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().context("no database connection available")?;
+            work(&mut conn)
+        })
+        .instrument(tracing::Span::current())
+        .await
+        .context("database task panicked")?
+    }
+}
+
+fn migrations_of(backend: Backend) -> EmbeddedMigrations {
+    match backend {
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+    }
+}
+
+/// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so it takes the write lock
+/// up front and waits `busy_timeout` for it, instead of failing when a read turns into a write.
+pub fn write_tx<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                .context("starting a transaction")?
+        }
+        DbConnection::Postgres(c) => {
+            AnsiTransactionManager::begin_transaction(c).context("starting a transaction")?
+        }
+    }
+    let outcome = work(conn);
+    let end = match (&outcome, &mut *conn) {
+        (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Ok(_), DbConnection::Postgres(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
+        (Err(_), DbConnection::Postgres(c)) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    match outcome {
+        Ok(value) => {
+            end.context("committing a transaction")?;
+            Ok(value)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The current time in UTC, as stored in every timestamp column.
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

@@ -1,0 +1,127 @@
+//! Tables as both backends see them; only SQL types that SQLite and PostgreSQL share.
+
+diesel::table! {
+    subscribers (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    subscriber_events (id) {
+        id -> BigInt,
+        subscriber_id -> Nullable<BigInt>,
+        kind -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        source -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    confirmation_tokens (id) {
+        id -> BigInt,
+        subscriber_id -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    articles (id) {
+        id -> BigInt,
+        title -> Text,
+        url -> Text,
+        summary -> Text,
+        published_at -> Timestamp,
+        feed_guid -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    digests (id) {
+        id -> BigInt,
+        subject -> Text,
+        intro -> Text,
+        status -> Text,
+        recipients -> BigInt,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    digest_articles (digest_id, article_id) {
+        digest_id -> BigInt,
+        article_id -> BigInt,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        kind -> Text,
+        priority -> Integer,
+        subscriber_id -> Nullable<BigInt>,
+        digest_id -> Nullable<BigInt>,
+        to_address -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_expires_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        unsubscribe_token_hash -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    staff_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    suppressions (email_hash) {
+        email_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(subscriber_events -> subscribers (subscriber_id));
+diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
+diesel::joinable!(deliveries -> subscribers (subscriber_id));
+diesel::joinable!(deliveries -> digests (digest_id));
+diesel::joinable!(digest_articles -> digests (digest_id));
+diesel::joinable!(digest_articles -> articles (article_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    subscribers,
+    subscriber_events,
+    confirmation_tokens,
+    articles,
+    digests,
+    digest_articles,
+    deliveries,
+    staff_tokens,
+    suppressions,
+);

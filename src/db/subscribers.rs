@@ -1,0 +1,300 @@
+//! Subscribers and their consent ledger: signup, confirmation, unsubscription.
+
+use anyhow::Context;
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{confirmation_tokens, deliveries, subscriber_events, subscribers};
+use super::{DbConnection, deliveries::enqueue_delivery, now, write_tx};
+use crate::domain::{DeliveryKind, EventKind, SubscriberEmail, SubscriberName, SubscriberStatus};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subscribers)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub confirmed_at: Option<NaiveDateTime>,
+    pub unsubscribed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = subscribers)]
+struct NewSubscriber<'a> {
+    email: &'a str,
+    name: Option<&'a str>,
+    status: &'a str,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// Where a consent event came from: kept as proof of opt-in.
+#[derive(Debug, Clone, Default)]
+pub struct EventContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = subscriber_events)]
+struct NewEvent<'a> {
+    subscriber_id: Option<i64>,
+    kind: &'a str,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    source: &'a str,
+    created_at: NaiveDateTime,
+}
+
+pub fn insert_event(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    kind: EventKind,
+    context: &EventContext,
+) -> QueryResult<()> {
+    diesel::insert_into(subscriber_events::table)
+        .values(NewEvent {
+            subscriber_id: Some(subscriber_id),
+            kind: kind.as_str(),
+            ip: context.ip.as_deref(),
+            user_agent: context.user_agent.as_deref(),
+            source: &context.source,
+            created_at: now(),
+        })
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// What a signup did. The HTTP answer is the same for all of them; only logs and tests differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A new address, or one that had unsubscribed or bounced: a confirmation link is queued.
+    ConfirmationQueued,
+    /// Pending, and enough links were sent this hour: nothing new is queued.
+    TooManyLinks,
+    /// Already confirmed: nothing changes.
+    AlreadyConfirmed,
+}
+
+pub fn find_subscriber_by_email(
+    conn: &mut DbConnection,
+    email: &str,
+) -> QueryResult<Option<Subscriber>> {
+    subscribers::table
+        .filter(subscribers::email.eq(email))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_subscriber(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Subscriber>> {
+    subscribers::table
+        .find(id)
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Records a signup in one transaction: the pending subscriber, a `subscribed` event and a
+/// queued confirmation. The confirmation token itself is made when the mail is rendered, so the
+/// raw token exists only in the mail.
+pub fn insert_pending_subscriber(
+    conn: &mut DbConnection,
+    email: &SubscriberEmail,
+    name: Option<&SubscriberName>,
+    context: &EventContext,
+    max_links_per_hour: i64,
+) -> anyhow::Result<SignupOutcome> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let existing = find_subscriber_by_email(conn, email.as_str())?;
+        let subscriber_id = match existing {
+            None => {
+                diesel::insert_into(subscribers::table)
+                    .values(NewSubscriber {
+                        email: email.as_str(),
+                        name: name.map(SubscriberName::as_str),
+                        status: SubscriberStatus::Pending.as_str(),
+                        created_at: now,
+                        updated_at: now,
+                    })
+                    .execute(conn)?;
+                find_subscriber_by_email(conn, email.as_str())?
+                    .context("the new subscriber is not there")?
+                    .id
+            }
+            Some(s) => match SubscriberStatus::parse(&s.status) {
+                Some(SubscriberStatus::Confirmed) => return Ok(SignupOutcome::AlreadyConfirmed),
+                Some(SubscriberStatus::Pending) => {
+                    if confirmations_in_last_hour(conn, s.id, now)? >= max_links_per_hour {
+                        return Ok(SignupOutcome::TooManyLinks);
+                    }
+                    update_pending(conn, s.id, name, now)?;
+                    s.id
+                }
+                // Unsubscribed or bounced people start a new double opt-in.
+                _ => {
+                    update_pending(conn, s.id, name, now)?;
+                    s.id
+                }
+            },
+        };
+        insert_event(conn, subscriber_id, EventKind::Subscribed, context)?;
+        enqueue_delivery(
+            conn,
+            DeliveryKind::Confirmation,
+            Some(subscriber_id),
+            None,
+            None,
+        )?;
+        Ok(SignupOutcome::ConfirmationQueued)
+    })
+}
+
+fn update_pending(
+    conn: &mut DbConnection,
+    id: i64,
+    name: Option<&SubscriberName>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let target = subscribers::table.find(id);
+    let status = subscribers::status.eq(SubscriberStatus::Pending.as_str());
+    let updated = subscribers::updated_at.eq(now);
+    match name {
+        Some(name) => diesel::update(target)
+            .set((status, updated, subscribers::name.eq(name.as_str())))
+            .execute(conn),
+        None => diesel::update(target).set((status, updated)).execute(conn),
+    }
+}
+
+fn confirmations_in_last_hour(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    deliveries::table
+        .filter(deliveries::subscriber_id.eq(subscriber_id))
+        .filter(deliveries::kind.eq(DeliveryKind::Confirmation.as_str()))
+        .filter(deliveries::created_at.gt(now - Duration::hours(1)))
+        .count()
+        .get_result(conn)
+}
+
+/// What following a confirmation link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    Confirmed,
+    AlreadyConfirmed,
+    /// The link is too old (or was used by someone who has since left): offer a new one.
+    Expired {
+        email: String,
+    },
+    NotFound,
+}
+
+/// Confirms the subscriber a link belongs to, once; queues the welcome mail when asked to.
+pub fn confirm_subscriber(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    context: &EventContext,
+    send_welcome: bool,
+) -> anyhow::Result<ConfirmOutcome> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let found: Option<(i64, NaiveDateTime, Option<NaiveDateTime>)> = confirmation_tokens::table
+            .filter(confirmation_tokens::token_hash.eq(token_hash))
+            .select((
+                confirmation_tokens::subscriber_id,
+                confirmation_tokens::expires_at,
+                confirmation_tokens::used_at,
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((subscriber_id, expires_at, used_at)) = found else {
+            return Ok(ConfirmOutcome::NotFound);
+        };
+        let subscriber =
+            find_subscriber(conn, subscriber_id)?.context("token without subscriber")?;
+        let status = SubscriberStatus::parse(&subscriber.status);
+        if status == Some(SubscriberStatus::Confirmed) {
+            mark_token_used(conn, token_hash, now)?;
+            return Ok(ConfirmOutcome::AlreadyConfirmed);
+        }
+        if used_at.is_some() || expires_at < now || status != Some(SubscriberStatus::Pending) {
+            return Ok(ConfirmOutcome::Expired {
+                email: subscriber.email,
+            });
+        }
+        mark_token_used(conn, token_hash, now)?;
+        diesel::update(subscribers::table.find(subscriber_id))
+            .set((
+                subscribers::status.eq(SubscriberStatus::Confirmed.as_str()),
+                subscribers::confirmed_at.eq(now),
+                subscribers::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        insert_event(conn, subscriber_id, EventKind::Confirmed, context)?;
+        if send_welcome {
+            enqueue_delivery(conn, DeliveryKind::Welcome, Some(subscriber_id), None, None)?;
+        }
+        Ok(ConfirmOutcome::Confirmed)
+    })
+}
+
+fn mark_token_used(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        confirmation_tokens::table
+            .filter(confirmation_tokens::token_hash.eq(token_hash))
+            .filter(confirmation_tokens::used_at.is_null()),
+    )
+    .set(confirmation_tokens::used_at.eq(now))
+    .execute(conn)
+}
+
+/// The subscriber whose mail carried this unsubscribe token.
+pub fn find_subscriber_by_unsubscribe_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> QueryResult<Option<Subscriber>> {
+    deliveries::table
+        .inner_join(subscribers::table)
+        .filter(deliveries::unsubscribe_token_hash.eq(token_hash))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Unsubscribes the owner of an unsubscribe token; `None` for an unknown token. Idempotent.
+pub fn unsubscribe_subscriber(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    context: &EventContext,
+) -> anyhow::Result<Option<Subscriber>> {
+    write_tx(conn, |conn| {
+        let Some(subscriber) = find_subscriber_by_unsubscribe_token(conn, token_hash)? else {
+            return Ok(None);
+        };
+        if subscriber.status == SubscriberStatus::Unsubscribed.as_str() {
+            return Ok(Some(subscriber));
+        }
+        let now = now();
+        diesel::update(subscribers::table.find(subscriber.id))
+            .set((
+                subscribers::status.eq(SubscriberStatus::Unsubscribed.as_str()),
+                subscribers::unsubscribed_at.eq(now),
+                subscribers::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        insert_event(conn, subscriber.id, EventKind::Unsubscribed, context)?;
+        Ok(Some(subscriber))
+    })
+}

@@ -1,0 +1,75 @@
+//! The states stored in TEXT columns, with one spelling each.
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(SubscriberStatus {
+    Pending => "pending",
+    Confirmed => "confirmed",
+    Unsubscribed => "unsubscribed",
+    Bounced => "bounced",
+});
+
+text_enum!(
+    /// Kinds of entries in the consent ledger.
+    EventKind {
+        Subscribed => "subscribed",
+        Confirmed => "confirmed",
+        Unsubscribed => "unsubscribed",
+        Bounced => "bounced",
+        Erased => "erased",
+    }
+);
+
+text_enum!(DeliveryKind {
+    Confirmation => "confirmation",
+    Welcome => "welcome",
+    Digest => "digest",
+    Test => "test",
+});
+
+text_enum!(DeliveryStatus {
+    Queued => "queued",
+    Sending => "sending",
+    Sent => "sent",
+    Failed => "failed",
+    Skipped => "skipped",
+});
+
+text_enum!(DigestStatus {
+    Draft => "draft",
+    Sending => "sending",
+    Sent => "sent",
+});
+
+impl DeliveryKind {
+    /// Mail a person is waiting for goes before bulk mail.
+    pub fn priority(self) -> i32 {
+        match self {
+            DeliveryKind::Digest => 1,
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! An email address a person typed into the signup box, checked and normalized.
+
+use std::fmt;
+
+use validator::ValidateEmail;
+
+const MAX_LEN: usize = 254;
+const MAX_LOCAL_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberEmail(String);
+
+impl SubscriberEmail {
+    /// Trims, checks and normalizes an address: one `local@domain`, no display name, no control
+    /// characters, at most 254 characters; the domain is lower-cased and IDN domains are kept in
+    /// their Unicode form, so `Bücher.example` and `xn--bcher-kva.example` are the same address.
+    pub fn parse(raw: &str) -> Result<SubscriberEmail, String> {
+        let address = raw.trim();
+        if address.is_empty() {
+            return Err("email is required".into());
+        }
+        if address.chars().count() > MAX_LEN {
+            return Err(format!("email must be at most {MAX_LEN} characters"));
+        }
+        if address.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("email must not contain spaces or control characters".into());
+        }
+        if address.contains(['<', '>', ',', ';', '"', '(', ')', '[', ']', '\\']) {
+            return Err("email must be a plain address like name@example.org".into());
+        }
+        let Some((local, domain)) = address.split_once('@') else {
+            return Err("email must contain an @".into());
+        };
+        if domain.contains('@') {
+            return Err("email must contain exactly one @".into());
+        }
+        if local.is_empty() || local.chars().count() > MAX_LOCAL_LEN {
+            return Err(format!(
+                "the part of email before @ must have 1 to {MAX_LOCAL_LEN} characters"
+            ));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err("email has misplaced dots before the @".into());
+        }
+        let ascii_domain = idna::domain_to_ascii(domain)
+            .map_err(|_| "the domain of email is not a valid domain name".to_string())?;
+        if !ascii_domain.contains('.') || ascii_domain.ends_with('.') {
+            return Err("the domain of email must be a full domain name like example.org".into());
+        }
+        let (unicode_domain, _) = idna::domain_to_unicode(&ascii_domain);
+        // The local part is checked against the ASCII rules when it is ASCII, and as an
+        // internationalized (RFC 6531) local part otherwise.
+        let ascii_form = format!(
+            "{}@{ascii_domain}",
+            if local.is_ascii() { local } else { "x" }
+        );
+        if !ascii_form.validate_email() {
+            return Err("email is not a valid address".into());
+        }
+        if !local.is_ascii()
+            && !local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "._+-".contains(c))
+        {
+            return Err("email is not a valid address".into());
+        }
+        // Whatever we accept, the mailer must be able to send to.
+        if lettre::Address::new(local, &ascii_domain).is_err() {
+            return Err("email is not a valid address".into());
+        }
+        Ok(SubscriberEmail(format!("{local}@{unicode_domain}")))
+    }
+
+    /// Trusts a value that was validated before it was stored.
+    pub fn from_stored(stored: String) -> SubscriberEmail {
+        SubscriberEmail(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The address as the mail envelope needs it: the domain in its ASCII (punycode) form.
+    pub fn to_address(&self) -> Result<lettre::Address, lettre::address::AddressError> {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
+        let ascii = idna::domain_to_ascii(domain)
+            .map_err(|_| lettre::address::AddressError::InvalidDomain)?;
+        lettre::Address::new(local, ascii)
+    }
+
+    /// The address for logs: `al***@example.org`.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+/// Masks the local part of an address for logs.
+pub fn mask(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let shown: String = local.chars().take(2).collect();
+            format!("{shown}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
+impl fmt::Display for SubscriberEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SubscriberEmail {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriberEmail;
+
+    #[test]
+    fn plain_addresses_are_accepted_and_the_domain_is_lower_cased() {
+        let email = SubscriberEmail::parse("  Alice.Smith+news@Example.ORG ").unwrap();
+        assert_eq!(email.as_str(), "Alice.Smith+news@example.org");
+    }
+
+    #[test]
+    fn idn_domains_are_stored_in_one_unicode_form() {
+        let a = SubscriberEmail::parse("dörte@Bücher.example").unwrap();
+        let b = SubscriberEmail::parse("dörte@xn--bcher-kva.example").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "dörte@bücher.example");
+        assert_eq!(a.to_address().unwrap().domain(), "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn hostile_or_malformed_addresses_are_refused() {
+        for bad in [
+            "",
+            "   ",
+            "not-an-email",
+            "a@b@c.org",
+            "x\r\nBcc: v@evil.org@example.org",
+            "Alice <alice@example.org>",
+            "alice@example.org, bob@example.org",
+            "alice@localhost",
+            "alice@exa mple.org",
+            ".alice@example.org",
+            "al..ice@example.org",
+            "al\0ice@example.org",
+            "\"quoted\"@example.org",
+            &format!("{}@example.org", "a".repeat(65)),
+            &format!("a@{}.org", "b".repeat(250)),
+        ] {
+            assert!(SubscriberEmail::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = SubscriberEmail::parse("nope").unwrap_err();
+        assert!(err.contains("email"), "{err}");
+    }
+
+    #[test]
+    fn masked_addresses_hide_the_local_part() {
+        let email = SubscriberEmail::parse("alice@example.org").unwrap();
+        assert_eq!(email.masked(), "al***@example.org");
+    }
+}

@@ -1,0 +1,217 @@
+//! Builds the message for one recipient: template, headers (Message-ID, List-Id, RFC 8058
+//! List-Unsubscribe), multipart/alternative body, and the DKIM signature when configured.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{Address, Message};
+use serde::Serialize;
+
+use super::templates::{RenderedEmail, Templates};
+use crate::configuration::Settings;
+use crate::db::deliveries::ClaimedDelivery;
+use crate::domain::{DeliveryKind, SubscriberEmail};
+
+/// An article as the digest templates show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleView {
+    pub title: String,
+    pub url: String,
+    pub summary: String,
+    pub published: String,
+}
+
+/// The parts of a digest that are the same for every recipient, rendered once.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestContent {
+    pub subject: String,
+    pub intro_html: String,
+    pub intro_text: String,
+    pub articles: Vec<ArticleView>,
+}
+
+/// Everything needed to turn a delivery into a message; built once at start-up.
+pub struct Composer {
+    templates: Arc<Templates>,
+    from: Mailbox,
+    site_name: String,
+    site_url: String,
+    base_url: String,
+    list_id: String,
+    unsubscribe_mailto: String,
+    message_id_domain: String,
+    token_ttl_hours: u32,
+    dkim: Option<lettre::message::dkim::DkimConfig>,
+}
+
+impl Composer {
+    pub fn new(settings: &Settings, templates: Arc<Templates>) -> anyhow::Result<Composer> {
+        let from: Mailbox = settings
+            .mail
+            .from
+            .parse()
+            .context("mail.from is not a mailbox")?;
+        let message_id_domain = match settings.mail.message_id_domain.trim() {
+            "" => from.email.domain().to_string(),
+            domain => domain.to_string(),
+        };
+        let unsubscribe_mailto = match settings.mail.unsubscribe_mailto.trim() {
+            "" => from.email.to_string(),
+            mailto => mailto.to_string(),
+        };
+        Ok(Composer {
+            templates,
+            site_name: settings.site.name.clone(),
+            site_url: settings.site.url.clone(),
+            base_url: settings.base_url().to_string(),
+            list_id: format!(
+                "{} <newsletter.{}>",
+                settings.site.name.replace(['<', '>', '"'], ""),
+                message_id_domain
+            ),
+            from,
+            unsubscribe_mailto,
+            message_id_domain,
+            token_ttl_hours: settings.signup.token_ttl_hours,
+            dkim: super::mailer::load_dkim(&settings.mail.dkim)?,
+        })
+    }
+
+    pub fn message_id_domain(&self) -> &str {
+        &self.message_id_domain
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn unsubscribe_url(&self, token: &str) -> String {
+        format!("{}/unsubscribe?token={token}", self.base_url)
+    }
+
+    /// Renders the mail of a confirmation, welcome, digest or test delivery.
+    pub fn render(
+        &self,
+        delivery: &ClaimedDelivery,
+        digest: Option<&DigestContent>,
+    ) -> anyhow::Result<RenderedEmail> {
+        let unsubscribe_url = delivery
+            .unsubscribe_token
+            .as_ref()
+            .map(|t| self.unsubscribe_url(t.as_str()))
+            .unwrap_or_else(|| format!("{}/subscribe", self.base_url));
+        let common = CommonContext {
+            site_name: &self.site_name,
+            site_url: &self.site_url,
+            name: delivery.name.as_deref(),
+            unsubscribe_url,
+        };
+        match delivery.kind {
+            DeliveryKind::Confirmation => {
+                let token = delivery
+                    .confirm_token
+                    .as_ref()
+                    .context("confirmation without a token")?;
+                let confirm_url = format!(
+                    "{}/subscriptions/confirm?token={}",
+                    self.base_url,
+                    token.as_str()
+                );
+                let extra = ConfirmationContext {
+                    confirm_url,
+                    ttl_hours: self.token_ttl_hours,
+                };
+                self.templates
+                    .render_email("confirmation", With { common, extra })
+            }
+            DeliveryKind::Welcome => self.templates.render_email("welcome", &common),
+            DeliveryKind::Digest | DeliveryKind::Test => {
+                let digest = digest.context("digest mail without its digest")?;
+                self.templates.render_email(
+                    "digest",
+                    With {
+                        common,
+                        extra: digest,
+                    },
+                )
+            }
+        }
+    }
+
+    /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
+    pub fn build(
+        &self,
+        delivery: &ClaimedDelivery,
+        mail: RenderedEmail,
+    ) -> anyhow::Result<Message> {
+        let to = SubscriberEmail::from_stored(delivery.email.clone())
+            .to_address()
+            .with_context(|| {
+                format!(
+                    "cannot send to {}",
+                    crate::domain::mask_address(&delivery.email)
+                )
+            })?;
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(delivery.name.clone(), to))
+            .subject(mail.subject)
+            .message_id(Some(delivery.message_id.clone()))
+            .date_now();
+        if let Some(token) = &delivery.unsubscribe_token {
+            let https = self.unsubscribe_url(token.as_str());
+            let mailto = format!("mailto:{}?subject=unsubscribe", self.unsubscribe_mailto);
+            builder = builder
+                .raw_header(header("List-Id", self.list_id.clone()))
+                .raw_header(header("List-Unsubscribe", format!("<{https}>, <{mailto}>")))
+                .raw_header(header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        if matches!(delivery.kind, DeliveryKind::Digest) {
+            builder = builder.raw_header(header("Precedence", "bulk".into()));
+        }
+        let mut message = builder
+            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
+            .context("building the message")?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok(message)
+    }
+
+    /// The sender's address, for the envelope of test sends.
+    pub fn from_address(&self) -> &Address {
+        &self.from.email
+    }
+}
+
+#[derive(Serialize)]
+struct CommonContext<'a> {
+    site_name: &'a str,
+    site_url: &'a str,
+    name: Option<&'a str>,
+    unsubscribe_url: String,
+}
+
+#[derive(Serialize)]
+struct ConfirmationContext {
+    confirm_url: String,
+    ttl_hours: u32,
+}
+
+/// The common context plus what one kind of mail adds.
+#[derive(Serialize)]
+struct With<'a, T: Serialize> {
+    #[serde(flatten)]
+    common: CommonContext<'a>,
+    #[serde(flatten)]
+    extra: T,
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}

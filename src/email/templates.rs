@@ -1,0 +1,95 @@
+//! Every template the service renders, compiled into the binary: mail from `email_templates/`
+//! (one folder per mail: subject, text body, HTML body over a shared layout) and the visitor
+//! pages from `templates/`. Files ending in `.html` are auto-escaped.
+
+use anyhow::Context;
+use minijinja::Environment;
+use serde::Serialize;
+
+macro_rules! embedded {
+    ($($name:literal => $path:literal),+ $(,)?) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)))),+]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = embedded! {
+    "base.html" => "email_templates/base.html",
+    "base.txt" => "email_templates/base.txt",
+    "confirmation/subject.txt" => "email_templates/confirmation/subject.txt",
+    "confirmation/body.txt" => "email_templates/confirmation/body.txt",
+    "confirmation/body.html" => "email_templates/confirmation/body.html",
+    "welcome/subject.txt" => "email_templates/welcome/subject.txt",
+    "welcome/body.txt" => "email_templates/welcome/body.txt",
+    "welcome/body.html" => "email_templates/welcome/body.html",
+    "digest/subject.txt" => "email_templates/digest/subject.txt",
+    "digest/body.txt" => "email_templates/digest/body.txt",
+    "digest/body.html" => "email_templates/digest/body.html",
+    "pages/layout.html" => "templates/layout.html",
+    "pages/subscribe.html" => "templates/subscribe.html",
+    "pages/message.html" => "templates/message.html",
+    "pages/unsubscribe.html" => "templates/unsubscribe.html",
+};
+
+/// A mail rendered for one recipient.
+#[derive(Debug, Clone)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn load() -> anyhow::Result<Templates> {
+        let mut env = Environment::new();
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .build()
+                .context("template syntax")?,
+        );
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .with_context(|| format!("template {name}"))?;
+        }
+        Ok(Templates { env })
+    }
+
+    /// Renders `email_templates/<mail>/` for one recipient, with the HTML's CSS inlined.
+    pub fn render_email(
+        &self,
+        mail: &str,
+        context: impl Serialize,
+    ) -> anyhow::Result<RenderedEmail> {
+        let context = minijinja::Value::from(minijinja::value::Serde(&context));
+        let subject = self.render(&format!("{mail}/subject.txt"), &context)?;
+        let text = self.render(&format!("{mail}/body.txt"), &context)?;
+        let html = self.render(&format!("{mail}/body.html"), &context)?;
+        let html =
+            css_inline::inline(&html).with_context(|| format!("inlining the CSS of {mail}"))?;
+        Ok(RenderedEmail {
+            subject: subject.trim().replace(['\r', '\n'], " "),
+            text,
+            html,
+        })
+    }
+
+    /// Renders a visitor page from `templates/`.
+    pub fn render_page(&self, page: &str, context: impl Serialize) -> anyhow::Result<String> {
+        self.render(
+            &format!("pages/{page}.html"),
+            &minijinja::Value::from(minijinja::value::Serde(&context)),
+        )
+    }
+
+    fn render(&self, name: &str, context: &minijinja::Value) -> anyhow::Result<String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(context))
+            .with_context(|| format!("rendering template {name}"))
+    }
+}

@@ -1,0 +1,81 @@
+//! One error body for the JSON API (`{"error": "..."}`) and friendly pages for visitors.
+//! Unexpected failures are logged with their whole cause chain and shown as an opaque 500.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use super::pages::Page;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or invalid staff token")]
+    Unauthorized,
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("too many requests; try again in {0} seconds")]
+    RateLimited(u64),
+    #[error("something went wrong on our side")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Unexpected(e) = self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::RateLimited(seconds) = self {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        if let ApiError::Unauthorized = self {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+/// A visitor-facing failure: rendered as a page of the site.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct PageError(#[from] pub anyhow::Error);
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        tracing::error!(error = format!("{:#}", self.0), "page failed");
+        let body = Page::fallback(
+            "Something went wrong",
+            "Sorry, we could not do that just now. Please try again in a few minutes.",
+        );
+        HttpResponse::InternalServerError()
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}

@@ -1,0 +1,48 @@
+//! `GET /subscribe` (the hosted signup form, no JavaScript needed) and `GET /subscribe/thanks`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::PageError;
+use super::pages::{Page, render};
+use crate::startup::AppState;
+
+#[derive(Serialize, Default)]
+pub struct SignupFormPage {
+    pub title: String,
+    pub action: String,
+    pub email: String,
+    pub name: String,
+    pub error: Option<String>,
+}
+
+impl SignupFormPage {
+    pub fn new(state: &AppState) -> SignupFormPage {
+        SignupFormPage {
+            title: format!("Sign up for the {} newsletter", state.settings.site.name),
+            action: format!("{}/subscriptions", state.settings.base_url()),
+            ..SignupFormPage::default()
+        }
+    }
+}
+
+pub async fn subscribe_page(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    Ok(render(
+        &state,
+        "subscribe",
+        StatusCode::OK,
+        SignupFormPage::new(&state),
+    )?)
+}
+
+pub async fn thanks_page(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let page = Page::new(
+        "Check your inbox",
+        &[
+            "We have sent you an email with a link. Open it to confirm your subscription; until you do, you will get nothing else from us.",
+            "No mail after a few minutes? Look in your spam folder, or sign up again to get a new link.",
+        ],
+    );
+    Ok(page.render(&state, StatusCode::OK)?)
+}

@@ -1,0 +1,209 @@
+//! `POST /subscriptions`: a signup from the site's form (urlencoded) or the JSON API.
+//! The answer is the same whether the address is new, pending or already confirmed, so it
+//! tells nobody who is subscribed; the mail itself goes through the queue.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::pages::render;
+use super::subscribe::SignupFormPage;
+use super::{ApiError, client_ip, event_context};
+use crate::db::subscribers::{SignupOutcome, insert_pending_subscriber};
+use crate::domain::{SubscriberEmail, SubscriberName};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    /// The honeypot: hidden from people, filled in by bots.
+    #[serde(default)]
+    website: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Form,
+}
+
+pub async fn subscribe(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let format = request_format(&request)?;
+    let ip = client_ip(&request, &state);
+    if let Err(wait) = state.signup_limiter.check(&ip) {
+        tracing::info!(client = %ip, "signup rate-limited");
+        return match format {
+            Format::Json => Err(ApiError::RateLimited(wait)),
+            Format::Form => {
+                let mut page = SignupFormPage::new(&state);
+                page.error = Some(format!(
+                    "Too many signups from your network. Please try again in {wait} seconds."
+                ));
+                let mut response =
+                    render(&state, "subscribe", StatusCode::TOO_MANY_REQUESTS, page)?;
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, wait.into());
+                Ok(response)
+            }
+        };
+    }
+    let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
+    let form: SignupForm = match format {
+        Format::Json => serde_json::from_slice(&body).map_err(|e| {
+            ApiError::Invalid(format!("the body is not valid JSON for a signup: {e}"))
+        })?,
+        Format::Form => serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::Invalid(format!("the form could not be read: {e}")))?,
+    };
+
+    let parsed = SubscriberEmail::parse(form.email.as_deref().unwrap_or_default())
+        .and_then(|email| SubscriberName::parse(form.name.as_deref()).map(|name| (email, name)));
+    let (email, name) = match parsed {
+        Ok(valid) => valid,
+        Err(message) => return invalid(&state, format, &form, message),
+    };
+    if form
+        .website
+        .as_deref()
+        .is_some_and(|w| !w.trim().is_empty())
+    {
+        tracing::info!(client = %ip, "honeypot filled in: signup ignored");
+        return Ok(accepted(&state, format));
+    }
+
+    let context = event_context(
+        &request,
+        &state,
+        if format == Format::Json {
+            "api"
+        } else {
+            "form"
+        },
+    );
+    let max_links = state.settings.signup.max_links_per_hour;
+    let masked = email.masked();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            insert_pending_subscriber(conn, &email, name.as_ref(), &context, max_links)
+        })
+        .await?;
+    tracing::info!(subscriber = %masked, ?outcome, "signup");
+    if outcome == SignupOutcome::ConfirmationQueued {
+        state.wake_worker.notify_one();
+    }
+    Ok(accepted(&state, format))
+}
+
+fn request_format(request: &HttpRequest) -> Result<Format, ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(Format::Json),
+        "application/x-www-form-urlencoded" => Ok(Format::Form),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "send application/json or application/x-www-form-urlencoded".into(),
+        )),
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes without reading them all.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::Invalid(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn accepted(state: &AppState, format: Format) -> HttpResponse {
+    match format {
+        Format::Json => HttpResponse::Accepted().json(serde_json::json!({ "status": "pending" })),
+        Format::Form => HttpResponse::SeeOther()
+            .insert_header((
+                "Location",
+                format!("{}/subscribe/thanks", state.settings.base_url()),
+            ))
+            .finish(),
+    }
+}
+
+/// A JSON client gets 422 with the message; a person gets the form back with it, filled in.
+fn invalid(
+    state: &AppState,
+    format: Format,
+    form: &SignupForm,
+    message: String,
+) -> Result<HttpResponse, ApiError> {
+    match format {
+        Format::Json => Err(ApiError::Invalid(message)),
+        Format::Form => {
+            let mut page = SignupFormPage::new(state);
+            page.email = form
+                .email
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(254)
+                .collect();
+            page.name = form
+                .name
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(100)
+                .collect();
+            page.error = Some(capitalize(&message));
+            Ok(render(
+                state,
+                "subscribe",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page,
+            )?)
+        }
+    }
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}

@@ -1,0 +1,208 @@
+//! The one place that wires things together: database, templates, mailer, the HTTP server
+//! and the delivery worker.
+
+use std::net::{IpAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Notify, watch};
+use tracing_actix_web::TracingLogger;
+
+use crate::configuration::Settings;
+use crate::db::Db;
+use crate::delivery::Worker;
+use crate::email::{Composer, Mailer, Templates};
+use crate::routes;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub db: Db,
+    pub templates: Arc<Templates>,
+    pub settings: Arc<Settings>,
+    pub wake_worker: Arc<Notify>,
+    pub signup_limiter: SignupLimiter,
+}
+
+/// Signups per client address per minute (GCRA, so a burst up to the limit is fine).
+pub struct SignupLimiter {
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl SignupLimiter {
+    pub fn per_minute(limit: u32) -> SignupLimiter {
+        let quota = Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+        SignupLimiter {
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+
+    /// `Err(seconds to wait)` when this client is over its limit.
+    pub fn check(&self, client: &str) -> Result<(), u64> {
+        let key = normalize_client(client);
+        self.limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets clients that have been quiet, so memory stays bounded.
+    pub fn forget_quiet_clients(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// One key per IPv4 address, one per /64 for IPv6 (a single host usually owns a whole /64).
+fn normalize_client(client: &str) -> String {
+    match client.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => client.to_string(),
+    }
+}
+
+/// Everything a running service holds: the HTTP server and, unless disabled, the worker.
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: Option<Worker>,
+    db: Db,
+}
+
+pub struct Parts {
+    pub db: Db,
+    pub composer: Arc<Composer>,
+    pub mailer: Mailer,
+    pub templates: Arc<Templates>,
+}
+
+/// Opens the database (running migrations) and builds the mail side.
+pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
+    let db = Db::connect(&settings.database.url, settings.database.max_connections)?;
+    let applied = db.migrate()?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    let templates = Arc::new(Templates::load()?);
+    let composer = Arc::new(Composer::new(settings, templates.clone())?);
+    let mailer = Mailer::new(&settings.mail)?;
+    Ok(Parts {
+        db,
+        composer,
+        mailer,
+        templates,
+    })
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and prepares, but does not start, the worker.
+    pub fn build(settings: Settings, with_worker: bool) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let parts = build_parts(&settings)?;
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
+        let port = listener.local_addr()?.port();
+        let wake = Arc::new(Notify::new());
+        let state = web::Data::new(AppState {
+            db: parts.db.clone(),
+            templates: parts.templates.clone(),
+            settings: settings.clone(),
+            wake_worker: wake.clone(),
+            signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
+        });
+        let worker = with_worker.then(|| {
+            Worker::new(
+                parts.db.clone(),
+                parts.mailer.clone(),
+                parts.composer.clone(),
+                settings.clone(),
+                wake,
+            )
+        });
+        let server = run_server(listener, state, settings.server.max_body_bytes)?;
+        tracing::info!(%address, port, base_url = settings.base_url(), "listening");
+        Ok(Application {
+            port,
+            server,
+            worker,
+            db: parts.db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until the server stops (Ctrl-C or SIGTERM), then lets the worker finish what it
+    /// holds.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = self
+            .worker
+            .map(|w| tokio::spawn(w.run_until_stopped(stop_rx)));
+        let served = self.server.await.context("the HTTP server failed");
+        let _ = stop_tx.send(true);
+        if let Some(worker) = worker {
+            worker.await.context("the delivery worker panicked")??;
+        }
+        served
+    }
+}
+
+fn run_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    max_body: usize,
+) -> anyhow::Result<Server> {
+    let weak_state = Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak_state.upgrade() else {
+                break;
+            };
+            state.signup_limiter.forget_quiet_clients();
+        }
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            // Header names go out as `Location`, not `location`: some simple clients look them
+            // up case-sensitively.
+            .wrap_fn(|request, service| {
+                let response = service.call(request);
+                async move {
+                    let mut response = response.await?;
+                    response.response_mut().head_mut().set_camel_case_headers(true);
+                    Ok(response)
+                }
+            })
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .route("/health", web::get().to(routes::health))
+            .route("/subscribe", web::get().to(routes::subscribe_page))
+            .route("/subscribe/thanks", web::get().to(routes::thanks_page))
+            .route("/subscriptions", web::post().to(routes::subscribe))
+            .route("/subscriptions/confirm", web::get().to(routes::confirm))
+            .route("/unsubscribe", web::get().to(routes::unsubscribe_page))
+            .route("/unsubscribe", web::post().to(routes::unsubscribe))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,414 @@
+//! The test world: the real application on a free port, a real SQLite file or a fresh
+//! PostgreSQL database (when `NEWSLETTER_TEST_DATABASE_URL` is set), and a real SMTP server
+//! (mailin-embedded) that keeps every message it accepts.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use mailin_embedded::response::{OK, START_DATA};
+use mailin_embedded::{Handler, Response, Server, SslConfig};
+use newsletter::configuration::{Settings, SmtpTls, Transport};
+use newsletter::db::{Db, DbConnection};
+use newsletter::startup::Application;
+use rand::Rng;
+
+/// A message as it crossed SMTP.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub rcpts: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+impl ReceivedMail {
+    fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parsable message")
+    }
+
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_string()
+    }
+
+    pub fn text(&self) -> String {
+        self.parsed()
+            .body_text(0)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn html(&self) -> String {
+        self.parsed()
+            .body_html(0)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+
+    /// A header's raw value (unfolded, trimmed), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.raw);
+        let head = text
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .replace("\r\n ", " ");
+        head.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .map(|l| l[name.len() + 1..].trim().to_string())
+    }
+
+    pub fn content_types(&self) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.raw).to_ascii_lowercase();
+        ["multipart/alternative", "text/plain", "text/html"]
+            .into_iter()
+            .filter(|t| text.contains(&format!("content-type: {t}")))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The first link in the text part that contains `path`.
+    pub fn link(&self, path: &str) -> String {
+        self.text()
+            .split_whitespace()
+            .find(|w| w.starts_with("http") && w.contains(path))
+            .unwrap_or_else(|| panic!("no {path} link in:\n{}", self.text()))
+            .to_string()
+    }
+}
+
+/// What the SMTP server answers to RCPT TO for an address: a fixed reply, or a reply for the
+/// first `times` tries and OK after that.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: u16,
+    pub message: String,
+    pub times: Option<usize>,
+}
+
+#[derive(Clone, Default)]
+struct SinkState {
+    messages: Arc<Mutex<Vec<ReceivedMail>>>,
+    refusals: Arc<Mutex<HashMap<String, Refusal>>>,
+}
+
+#[derive(Clone)]
+struct SinkHandler {
+    state: SinkState,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for SinkHandler {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        self.rcpts.clear();
+        OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        let mut refusals = self.state.refusals.lock().unwrap();
+        if let Some(refusal) = refusals.get_mut(&to.to_lowercase()) {
+            let refuse = match &mut refusal.times {
+                None => true,
+                Some(0) => false,
+                Some(n) => {
+                    *n -= 1;
+                    true
+                }
+            };
+            if refuse {
+                return Response::custom(refusal.code, refusal.message.clone());
+            }
+        }
+        self.rcpts.push(to.to_string());
+        OK
+    }
+
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
+        self.data.clear();
+        START_DATA
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail = ReceivedMail {
+            rcpts: self.rcpts.clone(),
+            raw: std::mem::take(&mut self.data),
+        };
+        self.state.messages.lock().unwrap().push(mail);
+        OK
+    }
+}
+
+/// A real SMTP server on loopback, run by mailin-embedded in its own threads.
+#[derive(Clone)]
+pub struct TestSmtp {
+    pub port: u16,
+    state: SinkState,
+}
+
+impl TestSmtp {
+    pub fn start() -> TestSmtp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TestSmtp::serve(listener)
+    }
+
+    /// Starts on a port chosen earlier (for "the server comes up later").
+    pub fn start_on(port: u16) -> TestSmtp {
+        TestSmtp::serve(TcpListener::bind(("127.0.0.1", port)).unwrap())
+    }
+
+    fn serve(listener: TcpListener) -> TestSmtp {
+        let port = listener.local_addr().unwrap().port();
+        let state = SinkState::default();
+        let handler = SinkHandler {
+            state: state.clone(),
+            rcpts: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(handler);
+        server
+            .with_name("sink.test")
+            .with_ssl(SslConfig::None)
+            .unwrap()
+            .with_num_threads(16)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        TestSmtp { port, state }
+    }
+
+    pub fn refuse(&self, rcpt: &str, code: u16, message: &str, times: Option<usize>) {
+        self.state.refusals.lock().unwrap().insert(
+            rcpt.to_lowercase(),
+            Refusal {
+                code,
+                message: message.into(),
+                times,
+            },
+        );
+    }
+
+    pub fn messages_to(&self, rcpt: &str) -> Vec<ReceivedMail> {
+        let rcpt = rcpt.to_lowercase();
+        self.state
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.rcpts.iter().any(|r| r.to_lowercase() == rcpt))
+            .cloned()
+            .collect()
+    }
+
+    pub fn all_messages(&self) -> Vec<ReceivedMail> {
+        self.state.messages.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` messages to `rcpt` arrived; returns them (fewer on timeout).
+    pub async fn wait_for(&self, rcpt: &str, count: usize) -> Vec<ReceivedMail> {
+        self.wait_for_within(rcpt, count, Duration::from_secs(20))
+            .await
+    }
+
+    pub async fn wait_for_within(
+        &self,
+        rcpt: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<ReceivedMail> {
+        let end = Instant::now() + timeout;
+        loop {
+            let got = self.messages_to(rcpt);
+            if got.len() >= count || Instant::now() > end {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: Db,
+    pub smtp: TestSmtp,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings for a test: a fresh database, mail to `smtp_port`, quick retries.
+pub fn test_settings(smtp_port: u16, dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::load(None).expect("the default configuration loads");
+    let port = free_port();
+    settings.server.port = port;
+    settings.server.base_url = format!("http://127.0.0.1:{port}");
+    settings.database.url = fresh_database_url(dir).into();
+    settings.database.max_connections = 4;
+    settings.mail.transport = Transport::Smtp;
+    settings.mail.smtp.host = "127.0.0.1".into();
+    settings.mail.smtp.port = smtp_port;
+    settings.mail.smtp.tls = SmtpTls::None;
+    settings.mail.smtp.timeout_seconds = 5;
+    settings.mail.outbox.dir = dir.join("outbox");
+    settings.delivery.concurrency = 2;
+    settings.delivery.retry_base_seconds = 1;
+    settings.delivery.poll_interval_ms = 50;
+    settings.signup.rate_limit_per_minute = 1000;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the application (HTTP + worker) with settings changed by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let smtp = TestSmtp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(smtp.port, dir.path());
+    adjust(&mut settings);
+    let application = Application::build(settings, true).expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let db = application.db().clone();
+    tokio::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        db,
+        smtp,
+        client,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        self.client.get(self.url(path_or_url)).send().await.unwrap()
+    }
+
+    pub fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{path_or_url}", self.address)
+        }
+    }
+
+    pub async fn signup(&self, email: &str) -> reqwest::Response {
+        self.post_json("/subscriptions", serde_json::json!({ "email": email }))
+            .await
+    }
+
+    /// Signs `email` up and follows the confirmation link that crossed SMTP.
+    pub async fn confirmed_subscriber(&self, email: &str) -> ReceivedMail {
+        let before = self.smtp.messages_to(email).len();
+        assert_eq!(self.signup(email).await.status().as_u16(), 202);
+        let mails = self.smtp.wait_for(email, before + 1).await;
+        let confirmation = mails.last().expect("a confirmation mail").clone();
+        let response = self.get(&confirmation.link("/subscriptions/confirm")).await;
+        assert_eq!(response.status().as_u16(), 200);
+        confirmation
+    }
+
+    /// Runs a query on the app's database.
+    pub fn query<T>(&self, work: impl FnOnce(&mut DbConnection) -> QueryResult<T>) -> T {
+        let mut conn = self.db.get().unwrap();
+        work(&mut conn).unwrap()
+    }
+
+    pub fn subscriber_status(&self, email: &str) -> Option<String> {
+        use newsletter::db::schema::subscribers::dsl as s;
+        let email = email.to_string();
+        self.query(move |c| {
+            s::subscribers
+                .filter(s::email.eq(email))
+                .select(s::status)
+                .first(c)
+                .optional()
+        })
+    }
+
+    pub fn count_subscribers(&self) -> i64 {
+        use newsletter::db::schema::subscribers::dsl as s;
+        self.query(|c| s::subscribers.count().get_result(c))
+    }
+
+    /// Statuses of all deliveries of a kind, in queue order.
+    pub fn delivery_statuses(&self, kind: &str) -> Vec<String> {
+        use newsletter::db::schema::deliveries::dsl as d;
+        let kind = kind.to_string();
+        self.query(move |c| {
+            d::deliveries
+                .filter(d::kind.eq(kind))
+                .order(d::id)
+                .select(d::status)
+                .load(c)
+        })
+    }
+}
+
+/// A new SQLite file in `dir`, or a new PostgreSQL database next to `NEWSLETTER_TEST_DATABASE_URL`.
+pub fn fresh_database_url(dir: &std::path::Path) -> String {
+    let Ok(admin_url) = std::env::var("NEWSLETTER_TEST_DATABASE_URL") else {
+        return format!("sqlite://{}", dir.join("newsletter.db").display());
+    };
+    static CREATE_LOCK: OnceLock<Mutex<()>> = OnceLock::new();
+    let _serialized = CREATE_LOCK.get_or_init(Mutex::default).lock().unwrap();
+    let name = format!("nl_test_{:016x}", rand::rng().random::<u64>());
+    let mut admin =
+        PgConnection::establish(&admin_url).expect("NEWSLETTER_TEST_DATABASE_URL is reachable");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&name);
+    // Migrations run under the same lock: parallel first migrations race in pg_type.
+    let db = Db::connect(&url.to_string().into(), 1).unwrap();
+    db.migrate().unwrap();
+    url.to_string()
+}

@@ -1,0 +1,7 @@
+//! Black-box tests through the HTTP API, a real database and a real SMTP server.
+
+mod health;
+mod helpers;
+mod subscriptions;
+mod subscriptions_confirm;
+mod unsubscribe;

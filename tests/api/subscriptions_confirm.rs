@@ -1,0 +1,129 @@
+use diesel::prelude::*;
+use newsletter::db::schema::{confirmation_tokens, subscriber_events};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn following_the_link_confirms_and_a_welcome_mail_with_one_click_unsubscribe_follows() {
+    let app = spawn_app().await;
+    let confirmation = app.confirmed_subscriber("alice@example.org").await;
+    assert_eq!(
+        app.subscriber_status("alice@example.org").as_deref(),
+        Some("confirmed")
+    );
+    let kinds: Vec<String> = app.query(|c| {
+        subscriber_events::table
+            .select(subscriber_events::kind)
+            .order(subscriber_events::id)
+            .load(c)
+    });
+    assert_eq!(kinds, ["subscribed", "confirmed"]);
+
+    let mails = app.smtp.wait_for("alice@example.org", 2).await;
+    let welcome = &mails[1];
+    assert!(welcome.subject().starts_with("Welcome"));
+    assert_eq!(
+        welcome.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let list_unsubscribe = welcome.header("List-Unsubscribe").unwrap();
+    assert!(
+        list_unsubscribe.contains(&format!("<{}/unsubscribe?token=", app.address)),
+        "{list_unsubscribe}"
+    );
+    assert!(list_unsubscribe.contains("<mailto:"), "{list_unsubscribe}");
+    assert!(welcome.header("List-Id").is_some());
+    assert!(welcome.text().contains("/unsubscribe?token="));
+    assert!(
+        confirmation.header("List-Unsubscribe").is_none(),
+        "nothing to leave before confirming"
+    );
+}
+
+#[tokio::test]
+async fn following_the_link_again_says_already_confirmed() {
+    let app = spawn_app().await;
+    let confirmation = app.confirmed_subscriber("bob@example.org").await;
+    let response = app.get(&confirmation.link("/subscriptions/confirm")).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.text().await.unwrap().contains("already"));
+    let confirmed: i64 = app.query(|c| {
+        subscriber_events::table
+            .filter(subscriber_events::kind.eq("confirmed"))
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(confirmed, 1);
+}
+
+#[tokio::test]
+async fn forged_malformed_and_missing_tokens_get_a_404_page() {
+    let app = spawn_app().await;
+    for path in [
+        "/subscriptions/confirm?token=forged0000000000000000000000",
+        &format!("/subscriptions/confirm?token={}", "ab".repeat(32)),
+        "/subscriptions/confirm",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("We do not know this link")
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_link_gets_410_and_a_form_that_sends_a_new_one() {
+    let app = spawn_app().await;
+    app.signup("carol@example.org").await;
+    let mail = app.smtp.wait_for("carol@example.org", 1).await.remove(0);
+    app.query(|c| {
+        diesel::update(confirmation_tokens::table)
+            .set(
+                confirmation_tokens::expires_at
+                    .eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)),
+            )
+            .execute(c)
+    });
+    let response = app.get(&mail.link("/subscriptions/confirm")).await;
+    assert_eq!(response.status().as_u16(), 410);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("expired") && page.contains("name=\"email\" value=\"carol@example.org\"")
+    );
+    assert_eq!(
+        app.subscriber_status("carol@example.org").as_deref(),
+        Some("pending")
+    );
+
+    // The page's form is an ordinary signup: it sends a fresh link that works.
+    let response = app
+        .post_form("/subscriptions", &[("email", "carol@example.org")])
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let fresh = app.smtp.wait_for("carol@example.org", 2).await.remove(1);
+    assert_eq!(
+        app.get(&fresh.link("/subscriptions/confirm"))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.subscriber_status("carol@example.org").as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[tokio::test]
+async fn no_welcome_mail_when_it_is_turned_off() {
+    let app = spawn_app_with(|s| s.signup.welcome_email = false).await;
+    app.confirmed_subscriber("dave@example.org").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.smtp.messages_to("dave@example.org").len(), 1);
+    assert!(app.delivery_statuses("welcome").is_empty());
+}

@@ -12,3 +12,12 @@ pub mod email;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+
+/// Chooses rustls' process-wide crypto provider (ring, as lettre uses) before any TLS client
+/// is built. Safe to call more than once.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -27,6 +27,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub wake_worker: Arc<Notify>,
     pub signup_limiter: SignupLimiter,
+    pub composer: Arc<Composer>,
+    pub mailer: Mailer,
 }
 
 /// Signups per client address per minute (GCRA, so a burst up to the limit is fine).
@@ -118,6 +120,8 @@ impl Application {
             settings: settings.clone(),
             wake_worker: wake.clone(),
             signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
+            composer: parts.composer.clone(),
+            mailer: parts.mailer.clone(),
         });
         let worker = with_worker.then(|| {
             Worker::new(
@@ -144,6 +148,11 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Stops the HTTP server from elsewhere (tests stop it when done).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until the server stops (Ctrl-C or SIGTERM), then lets the worker finish what it
@@ -186,14 +195,16 @@ fn run_server(
                 let response = service.call(request);
                 async move {
                     let mut response = response.await?;
-                    response.response_mut().head_mut().set_camel_case_headers(true);
+                    response
+                        .response_mut()
+                        .head_mut()
+                        .set_camel_case_headers(true);
                     Ok(response)
                 }
             })
             .wrap(TracingLogger::default())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .app_data(web::JsonConfig::default().limit(max_body))
             .route("/health", web::get().to(routes::health))
             .route("/subscribe", web::get().to(routes::subscribe_page))
             .route("/subscribe/thanks", web::get().to(routes::thanks_page))
@@ -201,6 +212,11 @@ fn run_server(
             .route("/subscriptions/confirm", web::get().to(routes::confirm))
             .route("/unsubscribe", web::get().to(routes::unsubscribe_page))
             .route("/unsubscribe", web::post().to(routes::unsubscribe))
+            .service(
+                web::scope("/admin/api")
+                    .app_data(routes::admin::json_config(max_body))
+                    .configure(routes::admin::configure),
+            )
     })
     .listen(listener)?
     .run();

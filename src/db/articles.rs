@@ -1,1 +1,110 @@
-//! (filled in by the digest work)
+//! Articles that digests are made of, added by hand or imported from the site's feed.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::articles;
+use super::{DbConnection, now, write_tx};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = articles)]
+pub struct Article {
+    pub id: i64,
+    pub title: String,
+    pub url: String,
+    pub summary: String,
+    pub published_at: NaiveDateTime,
+    pub feed_guid: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// An article checked by the caller, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewArticle {
+    pub title: String,
+    pub url: String,
+    pub summary: String,
+    pub published_at: NaiveDateTime,
+    pub feed_guid: Option<String>,
+}
+
+/// Stores one article; `None` when one with the same URL (or feed guid) is already there.
+pub fn insert_article(
+    conn: &mut DbConnection,
+    article: &NewArticle,
+) -> anyhow::Result<Option<Article>> {
+    write_tx(conn, |conn| {
+        if is_known(conn, article)? {
+            return Ok(None);
+        }
+        diesel::insert_into(articles::table)
+            .values((
+                articles::title.eq(&article.title),
+                articles::url.eq(&article.url),
+                articles::summary.eq(&article.summary),
+                articles::published_at.eq(article.published_at),
+                articles::feed_guid.eq(&article.feed_guid),
+                articles::created_at.eq(now()),
+            ))
+            .execute(conn)?;
+        Ok(articles::table
+            .filter(articles::url.eq(&article.url))
+            .select(Article::as_select())
+            .first(conn)
+            .optional()?)
+    })
+}
+
+/// Stores the new ones of a feed's items in one transaction: (imported, skipped).
+pub fn import_articles(
+    conn: &mut DbConnection,
+    items: &[NewArticle],
+) -> anyhow::Result<(usize, usize)> {
+    write_tx(conn, |conn| {
+        let mut imported = 0;
+        for item in items {
+            if is_known(conn, item)? {
+                continue;
+            }
+            diesel::insert_into(articles::table)
+                .values((
+                    articles::title.eq(&item.title),
+                    articles::url.eq(&item.url),
+                    articles::summary.eq(&item.summary),
+                    articles::published_at.eq(item.published_at),
+                    articles::feed_guid.eq(&item.feed_guid),
+                    articles::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+            imported += 1;
+        }
+        Ok((imported, items.len() - imported))
+    })
+}
+
+fn is_known(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<bool> {
+    let by_url = articles::table.filter(articles::url.eq(&article.url));
+    let count: i64 = match &article.feed_guid {
+        Some(guid) => by_url
+            .or_filter(articles::feed_guid.eq(guid))
+            .count()
+            .get_result(conn)?,
+        None => by_url.count().get_result(conn)?,
+    };
+    Ok(count > 0)
+}
+
+/// Newest first, `per_page` at a time from page 1.
+pub fn list_articles(
+    conn: &mut DbConnection,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<Vec<Article>> {
+    articles::table
+        .order((articles::published_at.desc(), articles::id.desc()))
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .select(Article::as_select())
+        .load(conn)
+}

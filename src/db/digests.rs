@@ -1,1 +1,292 @@
-//! (filled in by the digest work)
+//! Digests: a subject, a Markdown intro and a list of articles; sending one queues a delivery
+//! per confirmed subscriber in a single INSERT … SELECT.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
+use serde::Serialize;
+
+use super::articles::Article;
+use super::deliveries::finish_digests_when_done;
+use super::schema::{articles, deliveries, digest_articles, digests};
+use super::{DbConnection, now, write_tx};
+use crate::domain::{DeliveryStatus, DigestStatus};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = digests)]
+pub struct Digest {
+    pub id: i64,
+    pub subject: String,
+    pub intro: String,
+    pub status: String,
+    pub recipients: i64,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// Which articles a new digest holds.
+#[derive(Debug, Clone)]
+pub enum ArticleChoice {
+    Ids(Vec<i64>),
+    PublishedSince(NaiveDateTime),
+    /// Those published since the last digest that was sent (all, before the first).
+    SinceLastDigest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateDigestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for CreateDigestError {
+    fn from(e: diesel::result::Error) -> Self {
+        CreateDigestError::Unexpected(e.into())
+    }
+}
+
+/// Creates a draft digest.
+pub fn create_digest(
+    conn: &mut DbConnection,
+    subject: &str,
+    intro: &str,
+    choice: &ArticleChoice,
+) -> Result<(Digest, Vec<Article>), CreateDigestError> {
+    let result = write_tx(conn, |conn| {
+        let chosen = match choose_articles(conn, choice)? {
+            Ok(chosen) => chosen,
+            Err(message) => return Ok(Err(message)),
+        };
+        let now = now();
+        let values = (
+            digests::subject.eq(subject),
+            digests::intro.eq(intro),
+            digests::status.eq(DigestStatus::Draft.as_str()),
+            digests::created_at.eq(now),
+        );
+        let id: i64 = crate::on_backend!(conn, |c| diesel::insert_into(digests::table)
+            .values(values)
+            .returning(digests::id)
+            .get_result(c))?;
+        let links: Vec<_> = chosen
+            .iter()
+            .enumerate()
+            .map(|(position, article)| {
+                (
+                    digest_articles::digest_id.eq(id),
+                    digest_articles::article_id.eq(article.id),
+                    digest_articles::position.eq(position as i32),
+                )
+            })
+            .collect();
+        for link in links {
+            diesel::insert_into(digest_articles::table)
+                .values(link)
+                .execute(conn)?;
+        }
+        let digest = digests::table
+            .find(id)
+            .select(Digest::as_select())
+            .first(conn)?;
+        Ok(Ok((digest, chosen)))
+    })?;
+    result.map_err(CreateDigestError::Invalid)
+}
+
+fn choose_articles(
+    conn: &mut DbConnection,
+    choice: &ArticleChoice,
+) -> anyhow::Result<Result<Vec<Article>, String>> {
+    let chosen = match choice {
+        ArticleChoice::Ids(ids) => {
+            if ids.is_empty() {
+                return Ok(Err("article_ids is empty".into()));
+            }
+            let found: Vec<Article> = articles::table
+                .filter(articles::id.eq_any(ids))
+                .select(Article::as_select())
+                .load(conn)?;
+            let mut ordered: Vec<Article> = Vec::with_capacity(ids.len());
+            for id in ids {
+                if ordered.iter().any(|a| a.id == *id) {
+                    continue;
+                }
+                match found.iter().find(|a| a.id == *id) {
+                    Some(article) => ordered.push(article.clone()),
+                    None => return Ok(Err(format!("article {id} does not exist"))),
+                }
+            }
+            ordered
+        }
+        ArticleChoice::PublishedSince(since) => published_since(conn, *since)?,
+        ArticleChoice::SinceLastDigest => {
+            let last: Option<NaiveDateTime> = digests::table
+                .filter(digests::status.ne(DigestStatus::Draft.as_str()))
+                .select(diesel::dsl::max(digests::started_at))
+                .first(conn)?;
+            match last {
+                Some(last) => published_since(conn, last)?,
+                None => published_since(conn, chrono::DateTime::UNIX_EPOCH.naive_utc())?,
+            }
+        }
+    };
+    if chosen.is_empty() {
+        return Ok(Err(match choice {
+            ArticleChoice::SinceLastDigest => {
+                "no articles were published since the last digest; add articles or name article_ids or since".into()
+            }
+            _ => "no articles match; name article_ids or an earlier since".into(),
+        }));
+    }
+    Ok(Ok(chosen))
+}
+
+fn published_since(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<Article>> {
+    articles::table
+        .filter(articles::published_at.gt(since))
+        .order((articles::published_at.desc(), articles::id.desc()))
+        .select(Article::as_select())
+        .load(conn)
+}
+
+pub fn find_digest(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Digest>> {
+    digests::table
+        .find(id)
+        .select(Digest::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_digests(conn: &mut DbConnection) -> QueryResult<Vec<Digest>> {
+    digests::table
+        .order(digests::id.desc())
+        .select(Digest::as_select())
+        .load(conn)
+}
+
+/// The articles of a digest in their order.
+pub fn digest_articles(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
+    digest_articles::table
+        .inner_join(articles::table)
+        .filter(digest_articles::digest_id.eq(digest_id))
+        .order(digest_articles::position)
+        .select(Article::as_select())
+        .load(conn)
+}
+
+/// What `send` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStart {
+    /// The digest went from draft to sending; this many deliveries were queued.
+    Queued(i64),
+    /// It was already sending or sent: nothing more was queued.
+    AlreadyStarted,
+    NotFound,
+}
+
+/// Queues one delivery per confirmed subscriber, once per digest, in one statement.
+pub fn queue_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<SendStart> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let started = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq(DigestStatus::Draft.as_str())),
+        )
+        .set((
+            digests::status.eq(DigestStatus::Sending.as_str()),
+            digests::started_at.eq(now),
+        ))
+        .execute(conn)?;
+        if started == 0 {
+            let exists = find_digest(conn, digest_id)?.is_some();
+            return Ok(if exists {
+                SendStart::AlreadyStarted
+            } else {
+                SendStart::NotFound
+            });
+        }
+        // The same statement on both backends but for the placeholder syntax.
+        let queued = match conn {
+            DbConnection::Postgres(c) => diesel::sql_query(
+                "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
+                 SELECT 'digest', 1, s.id, $1, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'confirmed'
+                 ON CONFLICT (digest_id, subscriber_id) DO NOTHING",
+            )
+            .bind::<BigInt, _>(digest_id)
+            .bind::<Timestamp, _>(now)
+            .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::sql_query(
+                "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
+                 SELECT 'digest', 1, s.id, ?1, 'queued', 0, ?2, ?2 FROM subscribers s WHERE s.status = 'confirmed'
+                 ON CONFLICT (digest_id, subscriber_id) DO NOTHING",
+            )
+            .bind::<BigInt, _>(digest_id)
+            .bind::<Timestamp, _>(now)
+            .execute(c)?,
+        } as i64;
+        diesel::update(digests::table.find(digest_id))
+            .set(digests::recipients.eq(queued))
+            .execute(conn)?;
+        if queued == 0 {
+            finish_digests_when_done(conn, &BTreeSet::from([digest_id]), now)?;
+        }
+        Ok(SendStart::Queued(queued))
+    })
+}
+
+/// How far a digest's send has come.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DigestProgress {
+    pub id: i64,
+    pub subject: String,
+    pub status: String,
+    pub recipients: i64,
+    /// Waiting or being sent right now.
+    pub queued: i64,
+    pub sent: i64,
+    pub failed: i64,
+    /// Not sent because the person left (or bounced) before their turn.
+    pub skipped: i64,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+pub fn digest_progress(
+    conn: &mut DbConnection,
+    digest_id: i64,
+) -> QueryResult<Option<DigestProgress>> {
+    let Some(digest) = find_digest(conn, digest_id)? else {
+        return Ok(None);
+    };
+    let counts: Vec<(String, i64)> = deliveries::table
+        .filter(deliveries::digest_id.eq(digest_id))
+        .filter(deliveries::kind.eq("digest"))
+        .group_by(deliveries::status)
+        .select((deliveries::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let count = |wanted: &[DeliveryStatus]| -> i64 {
+        counts
+            .iter()
+            .filter(|(status, _)| wanted.iter().any(|w| w.as_str() == status))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    Ok(Some(DigestProgress {
+        id: digest.id,
+        subject: digest.subject,
+        status: digest.status,
+        recipients: digest.recipients,
+        queued: count(&[DeliveryStatus::Queued, DeliveryStatus::Sending]),
+        sent: count(&[DeliveryStatus::Sent]),
+        failed: count(&[DeliveryStatus::Failed]),
+        skipped: count(&[DeliveryStatus::Skipped]),
+        started_at: digest.started_at,
+        finished_at: digest.finished_at,
+    }))
+}

@@ -4,11 +4,13 @@ use anyhow::Context;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{confirmation_tokens, deliveries, subscriber_events, subscribers};
+use super::schema::{
+    confirmation_tokens, deliveries, subscriber_events, subscribers, suppressions,
+};
 use super::{DbConnection, deliveries::enqueue_delivery, now, write_tx};
 use crate::domain::{DeliveryKind, EventKind, SubscriberEmail, SubscriberName, SubscriberStatus};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = subscribers)]
 pub struct Subscriber {
     pub id: i64,
@@ -296,5 +298,142 @@ pub fn unsubscribe_subscriber(
             .execute(conn)?;
         insert_event(conn, subscriber.id, EventKind::Unsubscribed, context)?;
         Ok(Some(subscriber))
+    })
+}
+
+/// One page of subscribers (newest first) and how many there are in all.
+pub fn list_subscribers(
+    conn: &mut DbConnection,
+    status: Option<SubscriberStatus>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<Subscriber>, i64)> {
+    let mut query = subscribers::table.into_boxed();
+    let mut count = subscribers::table.into_boxed();
+    if let Some(status) = status {
+        query = query.filter(subscribers::status.eq(status.as_str()));
+        count = count.filter(subscribers::status.eq(status.as_str()));
+    }
+    let total = count.count().get_result(conn)?;
+    let rows = query
+        .order(subscribers::id.desc())
+        .limit(per_page)
+        .offset((page - 1).max(0) * per_page)
+        .select(Subscriber::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Subscribers with an id above `after`, in id order: for streaming exports.
+pub fn subscribers_after(
+    conn: &mut DbConnection,
+    status: Option<SubscriberStatus>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<Subscriber>> {
+    let mut query = subscribers::table
+        .filter(subscribers::id.gt(after))
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(subscribers::status.eq(status.as_str()));
+    }
+    query
+        .order(subscribers::id)
+        .limit(limit)
+        .select(Subscriber::as_select())
+        .load(conn)
+}
+
+/// Erases a person: their row, tokens, queued mail and consent entries go; an anonymous
+/// `erased` entry and the hash of the address stay, so an import cannot add them again.
+pub fn erase_subscriber(
+    conn: &mut DbConnection,
+    id: i64,
+    context: &EventContext,
+) -> anyhow::Result<Option<String>> {
+    write_tx(conn, |conn| {
+        let Some(subscriber) = find_subscriber(conn, id)? else {
+            return Ok(None);
+        };
+        diesel::delete(subscriber_events::table.filter(subscriber_events::subscriber_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(subscribers::table.find(id)).execute(conn)?;
+        diesel::insert_into(subscriber_events::table)
+            .values(NewEvent {
+                subscriber_id: None,
+                kind: EventKind::Erased.as_str(),
+                ip: None,
+                user_agent: None,
+                source: &context.source,
+                created_at: now(),
+            })
+            .execute(conn)?;
+        let hash = crate::domain::hash_email(&subscriber.email);
+        let known: i64 = suppressions::table.find(&hash).count().get_result(conn)?;
+        if known == 0 {
+            diesel::insert_into(suppressions::table)
+                .values((
+                    suppressions::email_hash.eq(&hash),
+                    suppressions::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+        }
+        Ok(Some(subscriber.email))
+    })
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    pub imported: usize,
+    /// Already on the list (any status): left as they are.
+    pub existing: usize,
+    /// Erased earlier at their request: never re-added.
+    pub suppressed: usize,
+}
+
+/// Adds people who consented elsewhere as confirmed subscribers, with an `import` event.
+pub fn import_subscribers(
+    conn: &mut DbConnection,
+    people: &[(SubscriberEmail, Option<SubscriberName>)],
+    context: &EventContext,
+) -> anyhow::Result<ImportReport> {
+    write_tx(conn, |conn| {
+        let mut report = ImportReport::default();
+        for (email, name) in people {
+            let hash = crate::domain::hash_email(email.as_str());
+            if suppressions::table
+                .find(&hash)
+                .count()
+                .get_result::<i64>(conn)?
+                > 0
+            {
+                report.suppressed += 1;
+                continue;
+            }
+            if find_subscriber_by_email(conn, email.as_str())?.is_some() {
+                report.existing += 1;
+                continue;
+            }
+            let now = now();
+            diesel::insert_into(subscribers::table)
+                .values(NewSubscriber {
+                    email: email.as_str(),
+                    name: name.as_ref().map(SubscriberName::as_str),
+                    status: SubscriberStatus::Confirmed.as_str(),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .execute(conn)?;
+            let subscriber = find_subscriber_by_email(conn, email.as_str())?
+                .context("the imported subscriber is not there")?;
+            diesel::update(subscribers::table.find(subscriber.id))
+                .set(subscribers::confirmed_at.eq(now))
+                .execute(conn)?;
+            insert_event(conn, subscriber.id, EventKind::Subscribed, context)?;
+            insert_event(conn, subscriber.id, EventKind::Confirmed, context)?;
+            report.imported += 1;
+        }
+        Ok(report)
     })
 }

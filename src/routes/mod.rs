@@ -1,6 +1,7 @@
 //! HTTP handlers. Each parses its input into domain types and calls one function below;
 //! nothing under `routes/` holds SQL or talks to SMTP.
 
+pub mod admin;
 mod errors;
 mod health;
 mod pages;

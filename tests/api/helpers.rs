@@ -257,7 +257,17 @@ pub struct TestApp {
     pub db: Db,
     pub smtp: TestSmtp,
     pub client: reqwest::Client,
+    pub settings: Settings,
+    server: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    /// The server's threads hold the connection pool: stop them so a long suite does not run
+    /// PostgreSQL out of connections. The stop command is sent before the future is dropped.
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+    }
 }
 
 /// Settings for a test: a fresh database, mail to `smtp_port`, quick retries.
@@ -287,14 +297,39 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application (HTTP + worker) with settings changed by `adjust`.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_inner(adjust, true).await
+}
+
+/// Starts HTTP only: the test runs workers itself with [`TestApp::worker`].
+pub async fn spawn_app_without_worker(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_inner(adjust, false).await
+}
+
+async fn spawn_app_inner(adjust: impl FnOnce(&mut Settings), with_worker: bool) -> TestApp {
     let smtp = TestSmtp::start();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(smtp.port, dir.path());
     adjust(&mut settings);
-    let application = Application::build(settings, true).expect("the application builds");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let db = application.db().clone();
-    tokio::spawn(application.run_until_stopped());
+    // The service runs on its own thread and runtime, as in production, so that stopping it
+    // (when the TestApp is dropped) really ends its threads and closes its connections.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let service_settings = settings.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let application =
+                Application::build(service_settings, with_worker).expect("the application builds");
+            let ready = (
+                application.port(),
+                application.db().clone(),
+                application.server_handle(),
+            );
+            ready_tx.send(ready).unwrap();
+            let _ = application.run_until_stopped().await;
+        })
+    });
+    let (port, db, server) = ready_rx.recv().expect("the application starts");
+    let address = format!("http://127.0.0.1:{port}");
+    newsletter::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -304,11 +339,120 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         db,
         smtp,
         client,
+        settings,
+        server,
         _dir: dir,
     }
 }
 
+/// A worker the test started, and how to stop it.
+pub struct RunningWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    /// Asks it to stop; it finishes the mail it holds first.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// Kills it mid-send, as a crash would: claimed rows stay leased.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
 impl TestApp {
+    /// Starts a delivery worker on this app's database and SMTP server.
+    pub fn worker(&self, adjust: impl FnOnce(&mut Settings)) -> RunningWorker {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        let settings = Arc::new(settings);
+        let parts = newsletter::startup::build_parts(&settings).unwrap();
+        let worker = newsletter::delivery::Worker::new(
+            parts.db,
+            parts.mailer,
+            parts.composer,
+            settings,
+            Arc::default(),
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        RunningWorker {
+            stop,
+            task: tokio::spawn(worker.run_until_stopped(stopped)),
+        }
+    }
+
+    /// A new staff token.
+    pub fn staff_token(&self) -> String {
+        let mut conn = self.db.get().unwrap();
+        let name = format!("staff-{}", rand::rng().random::<u32>());
+        newsletter::db::staff_tokens::create_staff_token(&mut conn, &name)
+            .unwrap()
+            .as_str()
+            .to_string()
+    }
+
+    pub async fn admin_post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/admin/api{path}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/admin/api{path}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `n` confirmed subscribers added straight to the database (as an import would).
+    pub fn seed_confirmed(&self, prefix: &str, n: usize) -> Vec<String> {
+        use newsletter::domain::SubscriberEmail;
+        let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@example.org")).collect();
+        let people: Vec<_> = emails
+            .iter()
+            .map(|e| (SubscriberEmail::parse(e).unwrap(), None))
+            .collect();
+        let mut conn = self.db.get().unwrap();
+        let context = newsletter::db::subscribers::EventContext {
+            source: "test".into(),
+            ..Default::default()
+        };
+        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
+        emails
+    }
+
+    /// Waits until the digest's status is `sent`; returns its status JSON.
+    pub async fn wait_until_sent(&self, token: &str, digest_id: i64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status: serde_json::Value = self
+                .admin_get(token, &format!("/digests/{digest_id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if status["status"] == "sent" || Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.address))
@@ -412,3 +556,34 @@ pub fn fresh_database_url(dir: &std::path::Path) -> String {
     db.migrate().unwrap();
     url.to_string()
 }
+
+/// Serves `body` as an RSS feed at `/feed.xml` on a free port; returns the feed's URL.
+pub fn serve_feed(body: &'static str) -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        App::new().route(
+            "/feed.xml",
+            web::get().to(move || async move {
+                HttpResponse::Ok()
+                    .content_type("application/rss+xml")
+                    .body(body)
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}/feed.xml")
+}
+
+pub const FEED: &str = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Clinic research</title>
+<link>https://clinic.example/</link><description>Research</description>
+<item><title>Prolotherapy after failed back surgery</title><link>https://clinic.example/prolotherapy-failed-back-surgery</link>
+<guid>p-1</guid><pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate><description>91% better or not worse after 12 months &amp; more</description></item>
+<item><title>PRP for sacroiliac joint pain</title><link>https://clinic.example/prp-si-joint</link>
+<guid>p-2</guid><pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate><description>Platelet rich plasma &lt;b&gt;results&lt;/b&gt;</description></item>
+</channel></rss>"#;

@@ -1,5 +1,7 @@
 //! Black-box tests through the HTTP API, a real database and a real SMTP server.
 
+mod delivery;
+mod digests;
 mod health;
 mod helpers;
 mod subscriptions;

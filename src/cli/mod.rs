@@ -1,0 +1,202 @@
+//! The `newsletter` command line: one binary for the service, the worker and staff tasks.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::configuration::Settings;
+use crate::startup::{Application, build_parts};
+
+mod staff;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "newsletter",
+    version,
+    about = "Double opt-in signup, digests and a delivery queue over SMTP"
+)]
+pub struct Cli {
+    /// Configuration file (default: config/default.toml when present, else built-in defaults)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP and run the delivery worker (the default)
+    Serve,
+    /// Run only the delivery worker
+    Worker,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Staff API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Articles that digests are made of
+    #[command(subcommand)]
+    Articles(ArticlesCommand),
+    /// Compose, preview and send digests
+    #[command(subcommand)]
+    Digest(DigestCommand),
+    /// The list of subscribers
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored)
+    Create { name: String },
+    /// Revoke a token by name
+    Revoke { name: String },
+    /// List tokens with when they were last used
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArticlesCommand {
+    /// Add one article
+    Add {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "")]
+        summary: String,
+        /// 2026-11-23 or 2026-11-23T10:00:00Z (default: now)
+        #[arg(long)]
+        published_at: Option<String>,
+    },
+    /// Import the items of an RSS or Atom feed (URL or file), skipping known ones
+    ImportFeed { source: String },
+    /// List the newest articles
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Create a draft; without --article-ids or --since it takes the articles published since
+    /// the last digest
+    Create {
+        #[arg(long)]
+        subject: String,
+        /// Markdown
+        #[arg(long, default_value = "")]
+        intro: String,
+        /// Read the Markdown intro from a file
+        #[arg(long, conflicts_with = "intro")]
+        intro_file: Option<PathBuf>,
+        #[arg(long, value_delimiter = ',')]
+        article_ids: Option<Vec<i64>>,
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Print the digest as a subscriber would get it
+    Preview {
+        id: i64,
+        #[arg(long, value_parser = ["html", "text"], default_value = "text")]
+        format: String,
+    },
+    /// Send one copy, marked [Test], to an address now
+    Test {
+        id: i64,
+        #[arg(long)]
+        email: String,
+    },
+    /// Queue the digest for every confirmed subscriber
+    Send {
+        id: i64,
+        /// Show a progress bar until every mail is out
+        #[arg(long)]
+        wait: bool,
+    },
+    /// How far a send has come
+    Status { id: i64 },
+    /// List digests
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// List subscribers, newest first
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+    },
+    /// Write subscribers as CSV (to stdout, or --output)
+    Export {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Add confirmed subscribers from a CSV file with an `email` column (and optional `name`)
+    Import { file: PathBuf },
+    /// Erase a person's data, keeping only a hash so an import cannot re-add them
+    Erase { email: String },
+}
+
+/// Runs the command line; the error's whole cause chain is printed by `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            Application::build(settings, true)?
+                .run_until_stopped()
+                .await
+        }
+        Command::Worker => run_worker(settings).await,
+        Command::Migrate => {
+            let db = crate::db::Db::connect(&settings.database.url, 1)?;
+            let applied = db.migrate()?;
+            println!("{applied} migration(s) applied");
+            Ok(())
+        }
+        Command::Token(command) => staff::token(&settings, command).await,
+        Command::Articles(command) => staff::articles(&settings, command).await,
+        Command::Digest(command) => staff::digest(&settings, command).await,
+        Command::Subscribers(command) => staff::subscribers(&settings, command).await,
+    }
+}
+
+async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let settings = std::sync::Arc::new(settings);
+    let parts = build_parts(&settings)?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let worker =
+        crate::delivery::Worker::new(parts.db, parts.mailer, parts.composer, settings, wake);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(worker.run_until_stopped(stop_rx));
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the mail already claimed");
+    let _ = stop_tx.send(true);
+    running.await?
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,114 @@
+//! The staff API under `/admin/api`: every request carries `Authorization: Bearer <token>`.
+
+mod articles;
+mod digests;
+
+pub use articles::parse_article;
+pub use digests::parse_digest;
+mod feeds_import;
+mod subscribers;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::db::staff_tokens::authenticate_staff_token;
+use crate::domain::hash_token;
+use crate::startup::AppState;
+
+/// Routes of the staff API; mounted under `/admin/api`.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/articles", web::post().to(articles::create_article))
+        .route("/articles", web::get().to(articles::list_articles))
+        .route("/feeds/import", web::post().to(feeds_import::import_feed))
+        .route("/digests", web::post().to(digests::create_digest))
+        .route("/digests", web::get().to(digests::list_digests))
+        .route("/digests/{id}", web::get().to(digests::digest_status))
+        .route(
+            "/digests/{id}/preview",
+            web::get().to(digests::preview_digest),
+        )
+        .route(
+            "/digests/{id}/test",
+            web::post().to(digests::send_test_digest),
+        )
+        .route("/digests/{id}/send", web::post().to(digests::send_digest))
+        .route("/subscribers", web::get().to(subscribers::list_subscribers))
+        .route(
+            "/subscribers/{id}",
+            web::delete().to(subscribers::erase_subscriber),
+        );
+}
+
+/// A request made with a valid staff token; the token's name is kept for the logs.
+pub struct Staff {
+    pub name: String,
+}
+
+impl FromRequest for Staff {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Staff, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| hash_token(t.trim()));
+        Box::pin(async move {
+            let (Some(state), Some(hash)) = (state, presented) else {
+                return Err(ApiError::Unauthorized);
+            };
+            let name = state
+                .db
+                .run(move |conn| Ok(authenticate_staff_token(conn, &hash)?))
+                .await?;
+            name.map(|name| Staff { name })
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// `?page=` (from 1) for listings.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> i64 {
+        self.page.unwrap_or(1).max(1)
+    }
+
+    pub fn per_page(&self) -> i64 {
+        self.per_page.unwrap_or(50).clamp(1, 500)
+    }
+}
+
+/// Bad or oversized JSON gets the API's error body, not actix's plain text.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |error, _| {
+            use actix_web::error::JsonPayloadError;
+            match error {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::TooLarge(limit).into(),
+                JsonPayloadError::ContentType => {
+                    ApiError::UnsupportedMediaType("send application/json".into()).into()
+                }
+                other => ApiError::Invalid(format!(
+                    "the body is not valid JSON for this request: {other}"
+                ))
+                .into(),
+            }
+        })
+}

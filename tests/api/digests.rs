@@ -1,0 +1,580 @@
+use std::time::Duration;
+
+use diesel::prelude::*;
+use newsletter::db::schema::subscriber_events;
+
+use crate::helpers::{FEED, TestApp, serve_feed, spawn_app, spawn_app_with};
+
+/// Imports the test feed and creates a "Latest research" draft; returns the digest id.
+async fn draft(app: &TestApp, token: &str) -> i64 {
+    let response = app
+        .admin_post(
+            token,
+            "/feeds/import",
+            serde_json::json!({ "url": serve_feed(FEED) }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let response = app
+        .admin_post(
+            token,
+            "/digests",
+            serde_json::json!({"subject": "Latest research", "intro": "Two new **studies**."}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn digests_to(app: &TestApp, email: &str) -> usize {
+    app.smtp
+        .messages_to(email)
+        .iter()
+        .filter(|m| m.subject() == "Latest research")
+        .count()
+}
+
+#[tokio::test]
+async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber() {
+    let app = spawn_app_with(|s| s.signup.welcome_email = false).await;
+    let token = app.staff_token();
+    let confirmed: Vec<String> = (0..5).map(|i| format!("reader{i}@example.org")).collect();
+    for email in &confirmed {
+        app.confirmed_subscriber(email).await;
+    }
+    app.signup("pending@example.org").await;
+    app.smtp.wait_for("pending@example.org", 1).await;
+    let leaver = "leaver@example.org";
+    app.confirmed_subscriber(leaver).await;
+
+    // Feed import, then the same again: nothing new.
+    let feed = serve_feed(FEED);
+    let imported: serde_json::Value = app
+        .admin_post(&token, "/feeds/import", serde_json::json!({ "url": feed }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(imported, serde_json::json!({"imported": 2, "skipped": 0}));
+    let again: serde_json::Value = app
+        .admin_post(&token, "/feeds/import", serde_json::json!({ "url": feed }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, serde_json::json!({"imported": 0, "skipped": 2}));
+
+    // Draft with the articles published since the last digest (none yet: all of them).
+    let response = app.admin_post(&token, "/digests", serde_json::json!({"subject": "Latest research", "intro": "Two new **studies** this month."})).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let created: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["articles"].as_array().unwrap().len(), 2);
+    let id = created["id"].as_i64().unwrap();
+
+    // Preview: HTML with both articles, feed HTML escaped, the intro's Markdown rendered.
+    let html = app
+        .admin_get(&token, &format!("/digests/{id}/preview"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Prolotherapy after failed back surgery")
+            && html.contains("PRP for sacroiliac joint pain")
+    );
+    assert!(html.contains("<strong>studies</strong>"));
+    assert!(!html.contains("<b>results</b>"));
+    assert!(html.contains("style="), "CSS is inlined");
+    let text = app
+        .admin_get(&token, &format!("/digests/{id}/preview?format=text"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("https://clinic.example/prp-si-joint") && text.contains("Unsubscribe"));
+
+    // Test send: one copy now, marked as a test.
+    let response = app
+        .admin_post(
+            &token,
+            &format!("/digests/{id}/test"),
+            serde_json::json!({"email": "editor@clinic.example"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let test = app.smtp.wait_for("editor@clinic.example", 1).await;
+    assert_eq!(test[0].subject(), "[Test] Latest research");
+
+    // Someone leaves before the send.
+    let leaver_welcome = app.smtp.messages_to(leaver);
+    assert_eq!(leaver_welcome.len(), 1);
+    app.query(|c| {
+        use newsletter::db::schema::subscribers::dsl as s;
+        diesel::update(s::subscribers.filter(s::email.eq(leaver)))
+            .set(s::status.eq("unsubscribed"))
+            .execute(c)
+    });
+
+    let response = app
+        .admin_post(
+            &token,
+            &format!("/digests/{id}/send"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["queued"],
+        5
+    );
+    let second = app
+        .admin_post(
+            &token,
+            &format!("/digests/{id}/send"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(second.status().as_u16(), 200);
+    assert_eq!(
+        second.json::<serde_json::Value>().await.unwrap()["queued"],
+        0
+    );
+
+    let status = app.wait_until_sent(&token, id).await;
+    assert_eq!(status["status"], "sent");
+    assert_eq!(
+        (
+            status["recipients"].as_i64(),
+            status["sent"].as_i64(),
+            status["failed"].as_i64(),
+            status["queued"].as_i64()
+        ),
+        (Some(5), Some(5), Some(0), Some(0))
+    );
+    assert!(status["started_at"].is_string() && status["finished_at"].is_string());
+    for email in &confirmed {
+        assert_eq!(digests_to(&app, email), 1, "{email}");
+    }
+    assert_eq!(digests_to(&app, "pending@example.org"), 0);
+    assert_eq!(digests_to(&app, leaver), 0);
+
+    // The digest as it arrived: headers, both parts, the reader's own unsubscribe link.
+    let mail = app
+        .smtp
+        .messages_to("reader1@example.org")
+        .into_iter()
+        .find(|m| m.subject() == "Latest research")
+        .unwrap();
+    assert_eq!(
+        mail.content_types(),
+        ["multipart/alternative", "text/plain", "text/html"]
+    );
+    assert!(
+        mail.header("List-Id")
+            .unwrap()
+            .contains("<newsletter.localhost>")
+    );
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let message_id = mail.header("Message-ID").unwrap();
+    assert!(
+        message_id.starts_with("<digest.") && message_id.ends_with("@localhost>"),
+        "{message_id}"
+    );
+    let list_unsubscribe = mail.header("List-Unsubscribe").unwrap();
+    assert!(list_unsubscribe.contains("<mailto:"));
+    let url = list_unsubscribe
+        .split(['<', '>'])
+        .find(|p| p.starts_with("http"))
+        .unwrap()
+        .to_string();
+    assert!(
+        mail.text().contains(&url),
+        "the footer link is the header's link"
+    );
+    let response = app
+        .client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        app.subscriber_status("reader1@example.org").as_deref(),
+        Some("unsubscribed")
+    );
+
+    // The next digest takes only what was published since this one: nothing yet.
+    let response = app
+        .admin_post(&token, "/digests", serde_json::json!({"subject": "Next"}))
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("since the last digest")
+    );
+}
+
+#[tokio::test]
+async fn the_staff_api_refuses_missing_wrong_and_revoked_tokens() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/admin/api/articles"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(response.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    assert_eq!(
+        app.admin_get("wrong", "/articles").await.status().as_u16(),
+        401
+    );
+    assert_eq!(
+        app.admin_post("wrong", "/digests/1/send", serde_json::json!({}))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    let mut conn = app.db.get().unwrap();
+    let token = newsletter::db::staff_tokens::create_staff_token(&mut conn, "editor").unwrap();
+    assert_eq!(
+        app.admin_get(token.as_str(), "/articles")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let tokens = newsletter::db::staff_tokens::list_staff_tokens(&mut conn).unwrap();
+    assert!(tokens[0].last_used_at.is_some(), "use is recorded");
+    assert_ne!(
+        tokens[0].token_hash,
+        token.as_str(),
+        "only the hash is stored"
+    );
+    newsletter::db::staff_tokens::revoke_staff_token(&mut conn, "editor").unwrap();
+    assert_eq!(
+        app.admin_get(token.as_str(), "/articles")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn articles_are_added_by_hand_listed_and_unique_by_url() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    let article = serde_json::json!({"title": "Prolotherapy", "url": "https://clinic.example/p", "summary": "S", "published_at": "2026-11-20T08:00:00Z"});
+    let response = app.admin_post(&token, "/articles", article.clone()).await;
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["published_at"],
+        "2026-11-20T08:00:00"
+    );
+    assert_eq!(
+        app.admin_post(&token, "/articles", article)
+            .await
+            .status()
+            .as_u16(),
+        409
+    );
+    let bad = app
+        .admin_post(
+            &token,
+            "/articles",
+            serde_json::json!({"title": "", "url": "ftp://x"}),
+        )
+        .await;
+    assert_eq!(bad.status().as_u16(), 422);
+    let listed: serde_json::Value = app
+        .admin_get(&token, "/articles")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["articles"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn feeds_that_cannot_be_fetched_or_read_are_clear_errors_and_import_nothing() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    let unreachable = format!("http://127.0.0.1:{}/feed.xml", crate::helpers::free_port());
+    let response = app
+        .admin_post(
+            &token,
+            "/feeds/import",
+            serde_json::json!({ "url": unreachable }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 502);
+    assert!(
+        response.json::<serde_json::Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be fetched")
+    );
+
+    let not_a_feed = serve_feed("<html><body>Not a feed</body></html>");
+    let response = app
+        .admin_post(
+            &token,
+            "/feeds/import",
+            serde_json::json!({ "url": not_a_feed }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    assert!(
+        response.json::<serde_json::Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("RSS or Atom")
+    );
+    let response = app
+        .admin_post(
+            &token,
+            "/feeds/import",
+            serde_json::json!({ "url": "file:///etc/passwd" }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let listed: serde_json::Value = app
+        .admin_get(&token, "/articles")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["articles"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn digests_name_their_articles_or_a_date_and_bad_choices_get_422() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    assert_eq!(
+        app.admin_post(&token, "/digests", serde_json::json!({"subject": "Empty"}))
+            .await
+            .status()
+            .as_u16(),
+        422
+    );
+    app.admin_post(
+        &token,
+        "/feeds/import",
+        serde_json::json!({ "url": serve_feed(FEED) }),
+    )
+    .await;
+    let created: serde_json::Value = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Only one", "since": "2026-11-24"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["articles"].as_array().unwrap().len(), 1);
+    let ids: Vec<i64> = vec![created["articles"][0]["id"].as_i64().unwrap()];
+    let response = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Picked", "article_ids": ids}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let response = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Bad", "article_ids": [999]}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("article 999 does not exist")
+    );
+    let response = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Line\nbreak"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let response = app.admin_get(&token, "/digests/999").await;
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_digest_bounce_marks_the_subscriber_and_a_4xx_is_retried() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    app.seed_confirmed("ok", 3);
+    app.seed_confirmed("ghost", 1);
+    app.seed_confirmed("busy", 1);
+    app.smtp
+        .refuse("ghost0@example.org", 550, "5.1.1 no such user", None);
+    app.smtp
+        .refuse("busy0@example.org", 451, "4.7.1 greylisted", Some(1));
+    let id = draft(&app, &token).await;
+    app.admin_post(
+        &token,
+        &format!("/digests/{id}/send"),
+        serde_json::json!({}),
+    )
+    .await;
+    let status = app.wait_until_sent(&token, id).await;
+    assert_eq!(
+        (status["sent"].as_i64(), status["failed"].as_i64()),
+        (Some(4), Some(1)),
+        "{status}"
+    );
+    assert_eq!(
+        digests_to(&app, "busy0@example.org"),
+        1,
+        "greylisted once, delivered on retry"
+    );
+    assert_eq!(
+        app.subscriber_status("ghost0@example.org").as_deref(),
+        Some("bounced")
+    );
+    let bounced: i64 = app.query(|c| {
+        subscriber_events::table
+            .filter(subscriber_events::kind.eq("bounced"))
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(bounced, 1);
+}
+
+#[tokio::test]
+async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    app.seed_confirmed("c", 3);
+    app.signup("pending@example.org").await;
+    let listed: serde_json::Value = app
+        .admin_get(&token, "/subscribers?status=confirmed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 3);
+    assert!(listed["subscribers"].to_string().contains("c2@example.org"));
+    assert_eq!(
+        app.admin_get(&token, "/subscribers?status=nope")
+            .await
+            .status()
+            .as_u16(),
+        422
+    );
+    let page: serde_json::Value = app
+        .admin_get(&token, "/subscribers?page=2&per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            page["total"].as_i64(),
+            page["subscribers"].as_array().unwrap().len()
+        ),
+        (Some(4), 2)
+    );
+
+    let id = listed["subscribers"][0]["id"].as_i64().unwrap();
+    let email = listed["subscribers"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = app
+        .client
+        .delete(app.url(&format!("/admin/api/subscribers/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(app.subscriber_status(&email), None);
+    let response = app
+        .client
+        .delete(app.url(&format!("/admin/api/subscribers/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    // Only an anonymous trace is left, and an import cannot bring them back.
+    let traces: Vec<(Option<i64>, String, Option<String>)> = app.query(|c| {
+        subscriber_events::table
+            .filter(subscriber_events::kind.eq("erased"))
+            .select((
+                subscriber_events::subscriber_id,
+                subscriber_events::kind,
+                subscriber_events::ip,
+            ))
+            .load(c)
+    });
+    assert_eq!(traces, [(None, "erased".to_string(), None)]);
+    let mut conn = app.db.get().unwrap();
+    let people = vec![(
+        newsletter::domain::SubscriberEmail::parse(&email.to_uppercase()).unwrap(),
+        None,
+    )];
+    let context = newsletter::db::subscribers::EventContext {
+        source: "import".into(),
+        ..Default::default()
+    };
+    let report =
+        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
+    assert_eq!((report.imported, report.suppressed), (0, 1));
+}
+
+#[tokio::test]
+async fn someone_who_unsubscribes_mid_send_gets_nothing_more() {
+    let app = crate::helpers::spawn_app_without_worker(|_| {}).await;
+    let token = app.staff_token();
+    let readers = app.seed_confirmed("r", 4);
+    let id = draft(&app, &token).await;
+    app.admin_post(
+        &token,
+        &format!("/digests/{id}/send"),
+        serde_json::json!({}),
+    )
+    .await;
+    app.query(|c| {
+        use newsletter::db::schema::subscribers::dsl as s;
+        diesel::update(s::subscribers.filter(s::email.eq(&readers[2])))
+            .set(s::status.eq("unsubscribed"))
+            .execute(c)
+    });
+    let worker = app.worker(|_| {});
+    let status = app.wait_until_sent(&token, id).await;
+    worker.stop().await;
+    assert_eq!(
+        (status["sent"].as_i64(), status["skipped"].as_i64()),
+        (Some(3), Some(1)),
+        "{status}"
+    );
+    assert_eq!(digests_to(&app, &readers[2]), 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}

@@ -2,6 +2,7 @@
 
 mod delivery;
 mod digests;
+mod dkim;
 mod health;
 mod helpers;
 mod subscriptions;

@@ -92,7 +92,7 @@ pub async fn preview(
     digest_id: i64,
     format: PreviewFormat,
 ) -> anyhow::Result<String> {
-    let content = load_content(db, digest_id).await?;
+    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
     let delivery = sample_delivery(
         digest_id,
         DeliveryKind::Digest,
@@ -125,7 +125,7 @@ pub async fn send_test(
     to: &str,
 ) -> Result<(), TestSendError> {
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
-    let content = load_content(db, digest_id).await?;
+    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
     let delivery = sample_delivery(
         digest_id,
         DeliveryKind::Test,

@@ -19,7 +19,7 @@ use crate::db::deliveries::{
 };
 use crate::db::{Db, now};
 use crate::domain::{DeliveryKind, mask_address};
-use crate::email::{Composer, DigestContent, MailSession, Mailer, SendError};
+use crate::email::{Composer, MailSession, Mailer, PreparedDigest, SendError};
 
 /// Longest wait between two attempts of one delivery.
 const MAX_RETRY_DELAY_SECONDS: u64 = 6 * 3600;
@@ -33,7 +33,7 @@ pub struct Worker {
     composer: Arc<Composer>,
     settings: Arc<Settings>,
     wake: Arc<Notify>,
-    digests: Arc<Mutex<HashMap<i64, Arc<DigestContent>>>>,
+    digests: Arc<Mutex<HashMap<i64, Arc<PreparedDigest>>>>,
 }
 
 impl Worker {
@@ -181,12 +181,13 @@ impl Worker {
         Ok((message.envelope().clone(), message.formatted()))
     }
 
-    /// A digest's shared content, rendered once per worker and reused for every recipient.
-    async fn digest_content(&self, digest_id: i64) -> anyhow::Result<Arc<DigestContent>> {
+    /// A digest rendered once per worker; each recipient's copy only fills in their parts.
+    async fn digest_content(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedDigest>> {
         if let Some(content) = self.digests.lock().await.get(&digest_id) {
             return Ok(content.clone());
         }
-        let content = Arc::new(crate::digest::load_content(&self.db, digest_id).await?);
+        let content = crate::digest::load_content(&self.db, digest_id).await?;
+        let content = Arc::new(self.composer.prepare_digest(&content)?);
         self.digests.lock().await.insert(digest_id, content.clone());
         Ok(content)
     }

@@ -95,7 +95,7 @@ impl Composer {
     pub fn render(
         &self,
         delivery: &ClaimedDelivery,
-        digest: Option<&DigestContent>,
+        digest: Option<&PreparedDigest>,
     ) -> anyhow::Result<RenderedEmail> {
         let unsubscribe_url = delivery
             .unsubscribe_token
@@ -129,15 +129,33 @@ impl Composer {
             DeliveryKind::Welcome => self.templates.render_email("welcome", &common),
             DeliveryKind::Digest | DeliveryKind::Test => {
                 let digest = digest.context("digest mail without its digest")?;
-                self.templates.render_email(
-                    "digest",
-                    With {
-                        common,
-                        extra: digest,
-                    },
-                )
+                Ok(digest.personalize(common.name, &common.unsubscribe_url))
             }
         }
+    }
+
+    /// Renders a digest's shared parts once (CSS inlined), with markers where each reader's
+    /// name and unsubscribe link go, so a send only fills those in per subscriber.
+    pub fn prepare_digest(&self, content: &DigestContent) -> anyhow::Result<PreparedDigest> {
+        let render = |name: Option<&str>| {
+            let common = CommonContext {
+                site_name: &self.site_name,
+                site_url: &self.site_url,
+                name,
+                unsubscribe_url: UNSUBSCRIBE_MARK.to_string(),
+            };
+            self.templates.render_email(
+                "digest",
+                With {
+                    common,
+                    extra: content,
+                },
+            )
+        };
+        Ok(PreparedDigest {
+            named: render(Some(NAME_MARK))?,
+            anonymous: render(None)?,
+        })
     }
 
     /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
@@ -186,6 +204,38 @@ impl Composer {
     /// The sender's address, for the envelope of test sends.
     pub fn from_address(&self) -> &Address {
         &self.from.email
+    }
+}
+
+const NAME_MARK: &str = "NLx7NAMEx7MARK";
+const UNSUBSCRIBE_MARK: &str = "https://NLx7UNSUBSCRIBEx7MARK.invalid/";
+
+/// A digest rendered once for all its readers; see [`Composer::prepare_digest`].
+#[derive(Debug, Clone)]
+pub struct PreparedDigest {
+    named: RenderedEmail,
+    anonymous: RenderedEmail,
+}
+
+impl PreparedDigest {
+    /// One reader's copy: their name (escaped in HTML) and their unsubscribe link filled in.
+    pub fn personalize(&self, name: Option<&str>, unsubscribe_url: &str) -> RenderedEmail {
+        let (template, name) = match name {
+            Some(name) => (&self.named, name),
+            None => (&self.anonymous, ""),
+        };
+        let html_url = html_escape::encode_double_quoted_attribute(unsubscribe_url);
+        RenderedEmail {
+            subject: template.subject.clone(),
+            text: template
+                .text
+                .replace(NAME_MARK, name)
+                .replace(UNSUBSCRIBE_MARK, unsubscribe_url),
+            html: template
+                .html
+                .replace(NAME_MARK, &html_escape::encode_text(name))
+                .replace(UNSUBSCRIBE_MARK, &html_url),
+        }
     }
 }
 

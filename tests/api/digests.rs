@@ -578,3 +578,51 @@ async fn someone_who_unsubscribes_mid_send_gets_nothing_more() {
     assert_eq!(digests_to(&app, &readers[2]), 0);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+#[tokio::test]
+async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link() {
+    let app = spawn_app_with(|s| s.signup.welcome_email = false).await;
+    let token = app.staff_token();
+    let people = vec![
+        (
+            newsletter::domain::SubscriberEmail::parse("ann@example.org").unwrap(),
+            newsletter::domain::SubscriberName::parse(Some("Ann <b>&</b> Co")).unwrap(),
+        ),
+        (
+            newsletter::domain::SubscriberEmail::parse("bo@example.org").unwrap(),
+            None,
+        ),
+    ];
+    {
+        let mut conn = app.db.get().unwrap();
+        let context = newsletter::db::subscribers::EventContext {
+            source: "test".into(),
+            ..Default::default()
+        };
+        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
+    }
+    let id = draft(&app, &token).await;
+    app.admin_post(
+        &token,
+        &format!("/digests/{id}/send"),
+        serde_json::json!({}),
+    )
+    .await;
+    app.wait_until_sent(&token, id).await;
+    let ann = app.smtp.messages_to("ann@example.org").remove(0);
+    let bo = app.smtp.messages_to("bo@example.org").remove(0);
+    assert!(ann.text().contains("Hello Ann <b>&</b> Co,"));
+    assert!(
+        ann.html()
+            .contains("Hello Ann &lt;b&gt;&amp;&lt;/b&gt; Co,")
+    );
+    assert!(!bo.text().contains("Hello") && !bo.text().contains("NLx7"));
+    let link = |m: &crate::helpers::ReceivedMail| m.link("/unsubscribe?token=");
+    assert_ne!(link(&ann), link(&bo));
+    assert!(ann.html().contains(&link(&ann)));
+    assert!(
+        ann.header("List-Unsubscribe")
+            .unwrap()
+            .contains(&link(&ann))
+    );
+}

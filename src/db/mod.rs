@@ -139,7 +139,10 @@ impl Db {
         }
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
-            .min_idle(Some(1))
+            // No idle minimum: r2d2 would keep opening a spare connection in the background,
+            // and a process exiting during that TLS handshake (a CLI command on PostgreSQL)
+            // crashes in libpq's OpenSSL teardown.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .context("connecting to the database")?;

@@ -170,4 +170,33 @@ mod tests {
         let email = SubscriberEmail::parse("alice@example.org").unwrap();
         assert_eq!(email.masked(), "al***@example.org");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_accepts_only_what_lettre_can_send_to(raw in "\\PC{0,80}") {
+            if let Ok(email) = SubscriberEmail::parse(&raw) {
+                proptest::prop_assert!(email.to_address().is_ok(), "{raw:?}");
+                proptest::prop_assert!(!email.as_str().chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn address_like_input_round_trips_through_lettre(
+            local in "[a-zA-Z0-9._%+'-]{1,30}|[a-zà-ÿ]{1,10}",
+            domain in "([a-z0-9-]{1,20}|[a-zà-ÿ]{1,10})\\.[a-z]{2,6}",
+            noise in "[ \\t]{0,2}",
+        ) {
+            let raw = format!("{noise}{local}@{domain}{noise}");
+            if let Ok(email) = SubscriberEmail::parse(&raw) {
+                let address = email.to_address();
+                proptest::prop_assert!(address.is_ok(), "{raw:?}");
+                let mailbox = lettre::message::Mailbox::new(None, address.unwrap_or_else(|_| unreachable!()));
+                let built = lettre::Message::builder()
+                    .from("n@example.org".parse().unwrap_or_else(|_| unreachable!()))
+                    .to(mailbox)
+                    .body(String::from("x"));
+                proptest::prop_assert!(built.is_ok(), "{raw:?}");
+            }
+        }
+    }
 }

@@ -174,10 +174,10 @@ impl MailSession {
         }
     }
 
-    /// Says goodbye to the SMTP server, if connected.
+    /// Says goodbye to the SMTP server, if connected, without waiting long for its answer.
     pub async fn close(&mut self) {
         if let Some(mut connection) = self.connection.take() {
-            let _ = connection.quit().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), connection.quit()).await;
         }
     }
 }

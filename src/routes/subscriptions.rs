@@ -175,20 +175,8 @@ fn invalid(
         Format::Json => Err(ApiError::Invalid(message)),
         Format::Form => {
             let mut page = SignupFormPage::new(state);
-            page.email = form
-                .email
-                .clone()
-                .unwrap_or_default()
-                .chars()
-                .take(254)
-                .collect();
-            page.name = form
-                .name
-                .clone()
-                .unwrap_or_default()
-                .chars()
-                .take(100)
-                .collect();
+            page.email = printable(form.email.as_deref(), 254);
+            page.name = printable(form.name.as_deref(), 100);
             page.error = Some(capitalize(&message));
             Ok(render(
                 state,
@@ -198,6 +186,16 @@ fn invalid(
             )?)
         }
     }
+}
+
+/// What the visitor typed, for filling the form again: without control characters, bounded.
+fn printable(value: Option<&str>, max: usize) -> String {
+    value
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
 }
 
 fn capitalize(message: &str) -> String {

@@ -259,14 +259,19 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     server: actix_web::dev::ServerHandle,
+    service: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
-    /// The server's threads hold the connection pool: stop them so a long suite does not run
-    /// PostgreSQL out of connections. The stop command is sent before the future is dropped.
+    /// Stops the service and waits for its thread: its pool must be closed before the process
+    /// exits (libpq's TLS teardown at exit crashes under live connections), and a long suite
+    /// must not run PostgreSQL out of connections.
     fn drop(&mut self) {
         drop(self.server.stop(false));
+        if let Some(service) = self.service.take() {
+            let _ = service.join();
+        }
     }
 }
 
@@ -314,7 +319,7 @@ async fn spawn_app_inner(adjust: impl FnOnce(&mut Settings), with_worker: bool) 
     // (when the TestApp is dropped) really ends its threads and closes its connections.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let service_settings = settings.clone();
-    std::thread::spawn(move || {
+    let service = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let application =
                 Application::build(service_settings, with_worker).expect("the application builds");
@@ -341,6 +346,7 @@ async fn spawn_app_inner(adjust: impl FnOnce(&mut Settings), with_worker: bool) 
         client,
         settings,
         server,
+        service: Some(service),
         _dir: dir,
     }
 }
@@ -587,3 +593,93 @@ pub const FEED: &str = r#"<?xml version="1.0"?><rss version="2.0"><channel><titl
 <item><title>PRP for sacroiliac joint pain</title><link>https://clinic.example/prp-si-joint</link>
 <guid>p-2</guid><pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate><description>Platelet rich plasma &lt;b&gt;results&lt;/b&gt;</description></item>
 </channel></rss>"#;
+
+pub fn on_postgres() -> bool {
+    std::env::var("NEWSLETTER_TEST_DATABASE_URL").is_ok()
+}
+
+/// An SMTP server that hangs up in the middle of DATA for the first `drops` messages, then
+/// accepts mail normally. The fault no maintained server can be told to make; everything else
+/// is tested against mailin-embedded.
+#[derive(Clone)]
+pub struct DroppingSmtp {
+    pub port: u16,
+    drops: Arc<Mutex<usize>>,
+    pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl DroppingSmtp {
+    /// Runs on its own thread, so it keeps answering while a test blocks.
+    pub fn start(drops: usize) -> DroppingSmtp {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let server = DroppingSmtp {
+            port: std_listener.local_addr().unwrap().port(),
+            drops: Arc::new(Mutex::new(drops)),
+            accepted: Arc::default(),
+        };
+        let state = server.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let (read, mut write) = stream.into_split();
+                        let mut lines = BufReader::new(read);
+                        let _ = write.write_all(b"220 flaky ESMTP\r\n").await;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let command = line.trim().to_ascii_uppercase();
+                            let reply: &[u8] = if command.starts_with("EHLO") {
+                                b"250-flaky\r\n250 PIPELINING\r\n"
+                            } else if command == "DATA" {
+                                let _ = write.write_all(b"354 go ahead\r\n").await;
+                                let drop_now = {
+                                    let mut drops = state.drops.lock().unwrap();
+                                    let now = *drops > 0;
+                                    *drops = drops.saturating_sub(1);
+                                    now
+                                };
+                                let mut message = Vec::new();
+                                loop {
+                                    line.clear();
+                                    if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if drop_now && message.len() > 200 {
+                                        return; // hang up mid-DATA, no reply
+                                    }
+                                    if line == ".\r\n" {
+                                        break;
+                                    }
+                                    message.extend_from_slice(line.as_bytes());
+                                }
+                                state.accepted.lock().unwrap().push(message);
+                                b"250 queued\r\n"
+                            } else if command == "QUIT" {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            } else {
+                                b"250 OK\r\n"
+                            };
+                            if write.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            })
+        });
+        server
+    }
+}

@@ -6,12 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::db::articles::Article;
 
 use super::Staff;
-use super::articles::parse_time;
 use crate::db::digests::{
-    ArticleChoice, CreateDigestError, Digest, SendStart, create_digest as create, digest_progress,
-    find_digest, list_digests as load_digests, queue_digest,
+    CreateDigestError, Digest, SendStart, create_digest as create, digest_progress, find_digest,
+    list_digests as load_digests, queue_digest,
 };
-use crate::digest::{PreviewFormat, TestSendError, preview, send_test};
+use crate::digest::{PreviewFormat, TestSendError, parse_digest, preview, send_test};
 use crate::routes::ApiError;
 use crate::startup::AppState;
 
@@ -30,27 +29,6 @@ pub struct DigestBody {
     intro: String,
     article_ids: Option<Vec<i64>>,
     since: Option<String>,
-}
-
-/// Checks a new digest's fields (API and CLI).
-pub fn parse_digest(
-    subject: &str,
-    article_ids: Option<Vec<i64>>,
-    since: Option<&str>,
-) -> Result<ArticleChoice, String> {
-    let subject = subject.trim();
-    if subject.is_empty() || subject.chars().count() > 200 || subject.chars().any(char::is_control)
-    {
-        return Err("subject must have 1 to 200 characters and no line breaks".into());
-    }
-    match (article_ids, since) {
-        (Some(_), Some(_)) => Err("name either article_ids or since, not both".into()),
-        (Some(ids), None) => Ok(ArticleChoice::Ids(ids)),
-        (None, Some(since)) => parse_time(since)
-            .map(ArticleChoice::PublishedSince)
-            .ok_or_else(|| "since must be a date like 2026-11-01 or 2026-11-01T00:00:00Z".into()),
-        (None, None) => Ok(ArticleChoice::SinceLastDigest),
-    }
 }
 
 pub async fn create_digest(

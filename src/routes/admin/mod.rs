@@ -3,8 +3,6 @@
 mod articles;
 mod digests;
 
-pub use articles::parse_article;
-pub use digests::parse_digest;
 mod feeds_import;
 mod subscribers;
 

@@ -1,0 +1,90 @@
+# Shared by the benchmark scripts: installs, builds, starts and stops things, reads figures.
+# Everything runs on loopback and is stopped on exit.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/target/release/newsletter"
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
+WORK="$(mktemp -d /tmp/newsletter-bench.XXXXXX)"
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+install_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v smtp-sink >/dev/null || missing+=(postfix)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)
+  command -v psql >/dev/null || missing+=(postgresql-client)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # smtp-sink and smtp-source live outside PATH on Debian.
+  export PATH="$PATH:/usr/sbin:/usr/lib/postfix/sbin"
+}
+
+build() {
+  (cd "$ROOT" && cargo build --release --quiet)
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A fresh database URL for a backend (sqlite|postgres).
+fresh_db() {
+  local backend=$1 name=$2
+  if [ "$backend" = sqlite ]; then
+    echo "sqlite://$WORK/$name.db"
+  else
+    psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS bench_$name WITH (FORCE)" >/dev/null
+    psql "$PG_ADMIN_URL" -qc "CREATE DATABASE bench_$name" >/dev/null
+    echo "${PG_ADMIN_URL%/*}/bench_$name"
+  fi
+}
+
+# Runs SQL against a database URL.
+sql() {
+  local url=$1 query=$2
+  case "$url" in
+    sqlite://*) sqlite3 -cmd ".timeout 10000" "${url#sqlite://}" "$query" ;;
+    *) psql "$url" -Atqc "$query" ;;
+  esac
+}
+
+# Adds N confirmed subscribers in one statement.
+seed_confirmed() {
+  local url=$1 n=$2
+  case "$url" in
+    sqlite://*) sql "$url" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $n)
+      INSERT INTO subscribers (email, name, status, created_at, updated_at, confirmed_at)
+      SELECT 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', datetime('now'), datetime('now'), datetime('now') FROM n;" ;;
+    *) sql "$url" "INSERT INTO subscribers (email, name, status, created_at, updated_at, confirmed_at)
+      SELECT 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc'
+      FROM generate_series(1, $n) AS i;" ;;
+  esac
+}
+
+# Peak resident memory of a process, in MB (VmHWM).
+peak_rss_mb() {
+  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+wait_http() {
+  for _ in $(seq 1 100); do
+    curl -fs "$1/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "service at $1 did not come up" >&2
+  return 1
+}
+
+# Time in seconds with milliseconds.
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }

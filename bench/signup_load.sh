@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Signup load: 32 connections POST unique addresses for a fixed time, on SQLite and PostgreSQL.
+# Prints requests/s, p50/p99 latency, errors, peak RSS of the server, and whether the
+# subscribers stored equal the 2xx answers.
+source "$(dirname "$0")/common.sh"
+DURATION="${DURATION:-20s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+install_tools
+build
+
+for backend in sqlite postgres; do
+  url=$(fresh_db "$backend" signup)
+  port=$(free_port)
+  NEWSLETTER__DATABASE__URL="$url" NEWSLETTER__SERVER__PORT="$port" \
+  NEWSLETTER__SERVER__BASE_URL="http://127.0.0.1:$port" \
+  NEWSLETTER__SIGNUP__RATE_LIMIT_PER_MINUTE=100000000 \
+  NEWSLETTER__MAIL__OUTBOX__DIR="$WORK/outbox-$backend" RUST_LOG=warn \
+    "$BIN" serve >"$WORK/serve-$backend.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$port"
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$ROOT/bench/signup.lua" "http://127.0.0.1:$port")
+  rss=$(peak_rss_mb "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ { print $5 }' <<<"$out"); non2xx=${non2xx:-0}
+  sockerr=$(awk '/Socket errors/ { print $0 }' <<<"$out"); sockerr=${sockerr:-none}
+  accepted=$(awk '/ACCEPTED/ { print $2 }' <<<"$out")
+  stored=$(sql "$url" "SELECT count(*) FROM subscribers")
+  echo "signup[$backend]: ${rps} req/s, p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}, socket errors: ${sockerr}, peak RSS ${rss} MB, 2xx ${accepted}, stored ${stored} ($([ "$accepted" = "$stored" ] && echo equal || echo DIFFERENT)) at ${CONNECTIONS} connections"
+done

@@ -1,0 +1,120 @@
+//! The database misbehaves: a long write lock on SQLite, killed connections on PostgreSQL.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use secrecy::ExposeSecret;
+
+use crate::helpers::{FEED, on_postgres, serve_feed, spawn_app, spawn_app_without_worker};
+
+#[tokio::test]
+async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
+    if on_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let path = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .trim_start_matches("sqlite://")
+        .to_string();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
+        conn.batch_execute(
+            "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
+        )
+        .unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        conn.batch_execute("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let signups = (0..5).map(|i| {
+        let app = &app;
+        async move {
+            app.signup(&format!("locked{i}@example.org"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(signups).await;
+    holder.join().unwrap();
+    assert_eq!(statuses, [202; 5]);
+    assert_eq!(app.count_subscribers(), 5);
+}
+
+#[tokio::test]
+async fn the_worker_recovers_when_postgresql_kills_its_connections_mid_send() {
+    if !on_postgres() {
+        return;
+    }
+    let app = spawn_app_without_worker(|_| {}).await;
+    let token = app.staff_token();
+    let readers = app.seed_confirmed("reader", 80);
+    app.admin_post(
+        &token,
+        "/feeds/import",
+        serde_json::json!({ "url": serve_feed(FEED) }),
+    )
+    .await;
+    let created: serde_json::Value = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Latest research"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    app.admin_post(
+        &token,
+        &format!("/digests/{id}/send"),
+        serde_json::json!({}),
+    )
+    .await;
+
+    let worker = app.worker(|s| {
+        s.delivery.rate_per_second = 40;
+        s.delivery.batch_size = 10;
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let database = url::Url::parse(app.settings.database.url.expose_secret())
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let admin_url = std::env::var("NEWSLETTER_TEST_DATABASE_URL").unwrap();
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    let killed: Vec<bool> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    ))
+    .load::<Killed>(&mut admin)
+    .unwrap()
+    .into_iter()
+    .map(|k| k.killed)
+    .collect();
+    assert!(!killed.is_empty(), "there were connections to kill");
+
+    let done = app.wait_until_sent(&token, id).await;
+    worker.stop().await;
+    assert_eq!(done["status"], "sent", "{done}");
+    for reader in &readers {
+        assert!(
+            !app.smtp.messages_to(reader).is_empty(),
+            "{reader} was missed"
+        );
+    }
+}
+
+#[derive(QueryableByName)]
+struct Killed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    killed: bool,
+}

@@ -1,0 +1,118 @@
+//! What the SMTP server does wrong, and what becomes of the mail: nothing is lost.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use newsletter::db::schema::deliveries::dsl as d;
+
+use crate::helpers::{DroppingSmtp, TestApp, spawn_app, spawn_app_with};
+
+/// (status, attempts, last_error) of the only confirmation, once `done` holds or 20 s passed.
+async fn confirmation_when(
+    app: &TestApp,
+    done: impl Fn(&str) -> bool,
+) -> (String, i32, Option<String>) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let row: (String, i32, Option<String>) = app.query(|c| {
+            d::deliveries
+                .filter(d::kind.eq("confirmation"))
+                .select((d::status, d::attempts, d::last_error))
+                .first(c)
+        });
+        if done(&row.0) || Instant::now() > end {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_data_is_retried_and_the_mail_arrives_once() {
+    let flaky = DroppingSmtp::start(2);
+    let app = spawn_app_with(|s| s.mail.smtp.port = flaky.port).await;
+    app.signup("alice@example.org").await;
+    let (status, attempts, _) = confirmation_when(&app, |s| s == "sent").await;
+    assert_eq!((status.as_str(), attempts), ("sent", 3));
+    assert_eq!(flaky.accepted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_421_closing_answer_is_retried() {
+    let app = spawn_app().await;
+    app.smtp.refuse(
+        "bob@example.org",
+        421,
+        "4.3.2 service shutting down",
+        Some(1),
+    );
+    app.signup("bob@example.org").await;
+    let (status, attempts, _) = confirmation_when(&app, |s| s == "sent").await;
+    assert_eq!((status.as_str(), attempts), ("sent", 2));
+    assert_eq!(app.smtp.messages_to("bob@example.org").len(), 1);
+}
+
+#[tokio::test]
+async fn a_552_is_a_permanent_failure_but_not_a_bounce() {
+    let app = spawn_app().await;
+    app.smtp
+        .refuse("carol@example.org", 552, "5.2.2 mailbox full", None);
+    app.signup("carol@example.org").await;
+    let (status, attempts, error) = confirmation_when(&app, |s| s == "failed").await;
+    assert_eq!((status.as_str(), attempts), ("failed", 1));
+    assert!(error.unwrap().contains("552"));
+    assert_eq!(
+        app.subscriber_status("carol@example.org").as_deref(),
+        Some("pending")
+    );
+}
+
+#[tokio::test]
+async fn a_550_without_an_enhanced_code_is_a_bounce() {
+    let app = spawn_app().await;
+    app.smtp
+        .refuse("dave@example.org", 550, "Mailbox unavailable", None);
+    app.signup("dave@example.org").await;
+    let (status, _, _) = confirmation_when(&app, |s| s == "failed").await;
+    assert_eq!(status, "failed");
+    assert_eq!(
+        app.subscriber_status("dave@example.org").as_deref(),
+        Some("bounced")
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_the_mail_is_retried_elsewhere_in_time() {
+    // A listener that accepts and then says nothing at all.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let app = spawn_app_with(|s| {
+        s.mail.smtp.port = port;
+        s.mail.smtp.timeout_seconds = 1;
+        s.delivery.max_attempts = 2;
+    })
+    .await;
+    app.signup("erin@example.org").await;
+    let (status, attempts, error) = confirmation_when(&app, |s| s == "failed").await;
+    assert_eq!((status.as_str(), attempts), ("failed", 2));
+    assert!(error.unwrap().contains("timed out"));
+    assert_eq!(app.count_subscribers(), 1, "the signup itself is kept");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_with_growing_delays_up_to_max_attempts() {
+    let closed_port = crate::helpers::free_port();
+    let app = spawn_app_with(|s| {
+        s.mail.smtp.port = closed_port;
+        s.delivery.max_attempts = 3;
+    })
+    .await;
+    app.signup("frank@example.org").await;
+    let started = Instant::now();
+    let (status, attempts, error) = confirmation_when(&app, |s| s == "failed").await;
+    assert_eq!((status.as_str(), attempts), ("failed", 3));
+    assert!(error.unwrap().contains("connecting"));
+    // Backoff of 1 s then 2 s before the third try.
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}

@@ -141,6 +141,8 @@ pub fn claim_due_deliveries(
             .load(conn)?;
 
         let mut claimed = Vec::with_capacity(rows.len());
+        let mut secrets = Vec::with_capacity(rows.len());
+        let mut new_tokens = Vec::new();
         let mut skipped = Vec::new();
         let mut touched_digests = BTreeSet::new();
         for row in rows {
@@ -190,14 +192,12 @@ pub fn claim_due_deliveries(
             match (kind, row.subscriber_id) {
                 (DeliveryKind::Confirmation, Some(subscriber_id)) => {
                     let token = Token::generate();
-                    diesel::insert_into(confirmation_tokens::table)
-                        .values((
-                            confirmation_tokens::subscriber_id.eq(subscriber_id),
-                            confirmation_tokens::token_hash.eq(token.hash()),
-                            confirmation_tokens::created_at.eq(now),
-                            confirmation_tokens::expires_at.eq(now + terms.token_ttl),
-                        ))
-                        .execute(conn)?;
+                    new_tokens.push((
+                        confirmation_tokens::subscriber_id.eq(subscriber_id),
+                        confirmation_tokens::token_hash.eq(token.hash()),
+                        confirmation_tokens::created_at.eq(now),
+                        confirmation_tokens::expires_at.eq(now + terms.token_ttl),
+                    ));
                     delivery.confirm_token = Some(token);
                 }
                 (DeliveryKind::Welcome | DeliveryKind::Digest, Some(_)) => {
@@ -207,14 +207,18 @@ pub fn claim_due_deliveries(
                 }
                 _ => {}
             }
-            diesel::update(deliveries::table.find(row.id))
-                .set((
-                    deliveries::message_id.eq(&delivery.message_id),
-                    deliveries::unsubscribe_token_hash.eq(unsubscribe_hash),
-                ))
-                .execute(conn)?;
+            secrets.push((delivery.id, delivery.message_id.clone(), unsubscribe_hash));
             claimed.push(delivery);
         }
+        if !new_tokens.is_empty() {
+            // Multi-row inserts need the concrete backend.
+            crate::on_backend!(&mut *conn, |c| diesel::insert_into(
+                confirmation_tokens::table
+            )
+            .values(&new_tokens)
+            .execute(c))?;
+        }
+        store_claim_secrets(conn, secrets)?;
         if !skipped.is_empty() {
             diesel::update(deliveries::table.filter(deliveries::id.eq_any(&skipped)))
                 .set((
@@ -226,6 +230,48 @@ pub fn claim_due_deliveries(
         }
         Ok(claimed)
     })
+}
+
+/// Stores each claimed row's Message-ID and unsubscribe-token hash. PostgreSQL takes them in one
+/// statement (a round trip per row would dominate a large send); SQLite is in-process, where a
+/// statement per row inside the claim's transaction costs microseconds.
+fn store_claim_secrets(
+    conn: &mut DbConnection,
+    secrets: Vec<(i64, String, Option<String>)>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    match conn {
+        DbConnection::Postgres(c) => {
+            let mut ids = Vec::with_capacity(secrets.len());
+            let mut message_ids = Vec::with_capacity(secrets.len());
+            let mut hashes = Vec::with_capacity(secrets.len());
+            for (id, message_id, hash) in secrets {
+                ids.push(id);
+                message_ids.push(message_id);
+                hashes.push(hash);
+            }
+            diesel::sql_query(
+                "UPDATE deliveries AS d SET message_id = v.message_id, unsubscribe_token_hash = v.hash
+                 FROM (SELECT unnest($1) AS id, unnest($2) AS message_id, unnest($3) AS hash) AS v
+                 WHERE d.id = v.id",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Text>, _>(message_ids)
+            .bind::<Array<Nullable<Text>>, _>(hashes)
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(_) => {
+            for (id, message_id, hash) in secrets {
+                diesel::update(deliveries::table.find(id))
+                    .set((
+                        deliveries::message_id.eq(message_id),
+                        deliveries::unsubscribe_token_hash.eq(hash),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rows left `sending` by a worker that died go back to the queue.

@@ -116,18 +116,17 @@ pub fn insert_pending_subscriber(
         let existing = find_subscriber_by_email(conn, email.as_str())?;
         let subscriber_id = match existing {
             None => {
-                diesel::insert_into(subscribers::table)
-                    .values(NewSubscriber {
-                        email: email.as_str(),
-                        name: name.map(SubscriberName::as_str),
-                        status: SubscriberStatus::Pending.as_str(),
-                        created_at: now,
-                        updated_at: now,
-                    })
-                    .execute(conn)?;
-                find_subscriber_by_email(conn, email.as_str())?
-                    .context("the new subscriber is not there")?
-                    .id
+                let values = NewSubscriber {
+                    email: email.as_str(),
+                    name: name.map(SubscriberName::as_str),
+                    status: SubscriberStatus::Pending.as_str(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                crate::on_backend!(&mut *conn, |c| diesel::insert_into(subscribers::table)
+                    .values(&values)
+                    .returning(subscribers::id)
+                    .get_result::<i64>(c))?
             }
             Some(s) => match SubscriberStatus::parse(&s.status) {
                 Some(SubscriberStatus::Confirmed) => return Ok(SignupOutcome::AlreadyConfirmed),

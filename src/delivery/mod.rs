@@ -19,7 +19,7 @@ use crate::db::deliveries::{
 };
 use crate::db::{Db, now};
 use crate::domain::{DeliveryKind, mask_address};
-use crate::email::{Composer, MailSession, Mailer, PreparedDigest, SendError};
+use crate::email::{Composer, MailSession, Mailer, PreparedMail, SendError};
 
 /// Longest wait between two attempts of one delivery.
 const MAX_RETRY_DELAY_SECONDS: u64 = 6 * 3600;
@@ -33,7 +33,7 @@ pub struct Worker {
     composer: Arc<Composer>,
     settings: Arc<Settings>,
     wake: Arc<Notify>,
-    digests: Arc<Mutex<HashMap<i64, Arc<PreparedDigest>>>>,
+    digests: Arc<Mutex<HashMap<i64, Arc<PreparedMail>>>>,
 }
 
 impl Worker {
@@ -182,7 +182,7 @@ impl Worker {
     }
 
     /// A digest rendered once per worker; each recipient's copy only fills in their parts.
-    async fn digest_content(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedDigest>> {
+    async fn digest_content(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedMail>> {
         if let Some(content) = self.digests.lock().await.get(&digest_id) {
             return Ok(content.clone());
         }

@@ -42,8 +42,10 @@ pub struct Composer {
     list_id: String,
     unsubscribe_mailto: String,
     message_id_domain: String,
-    token_ttl_hours: u32,
     dkim: Option<lettre::message::dkim::DkimConfig>,
+    /// Rendered once at start-up; each mail only fills in its reader's parts.
+    confirmation: PreparedMail,
+    welcome: PreparedMail,
 }
 
 impl Composer {
@@ -61,8 +63,21 @@ impl Composer {
             "" => from.email.to_string(),
             mailto => mailto.to_string(),
         };
+        let site = (settings.site.name.as_str(), settings.site.url.as_str());
+        let confirmation = PreparedMail::render(
+            &templates,
+            site,
+            "confirmation",
+            ConfirmationContext {
+                confirm_url: CONFIRM_MARK,
+                ttl_hours: settings.signup.token_ttl_hours,
+            },
+        )?;
+        let welcome = PreparedMail::render(&templates, site, "welcome", ())?;
         Ok(Composer {
             templates,
+            confirmation,
+            welcome,
             site_name: settings.site.name.clone(),
             site_url: settings.site.url.clone(),
             base_url: settings.base_url().to_string(),
@@ -74,7 +89,6 @@ impl Composer {
             from,
             unsubscribe_mailto,
             message_id_domain,
-            token_ttl_hours: settings.signup.token_ttl_hours,
             dkim: super::mailer::load_dkim(&settings.mail.dkim)?,
         })
     }
@@ -95,67 +109,50 @@ impl Composer {
     pub fn render(
         &self,
         delivery: &ClaimedDelivery,
-        digest: Option<&PreparedDigest>,
+        digest: Option<&PreparedMail>,
     ) -> anyhow::Result<RenderedEmail> {
         let unsubscribe_url = delivery
             .unsubscribe_token
             .as_ref()
             .map(|t| self.unsubscribe_url(t.as_str()))
             .unwrap_or_else(|| format!("{}/subscribe", self.base_url));
-        let common = CommonContext {
-            site_name: &self.site_name,
-            site_url: &self.site_url,
+        let mut reader = Reader {
             name: delivery.name.as_deref(),
-            unsubscribe_url,
+            unsubscribe_url: &unsubscribe_url,
+            confirm_url: "",
         };
-        match delivery.kind {
+        let confirm_url;
+        let prepared = match delivery.kind {
             DeliveryKind::Confirmation => {
                 let token = delivery
                     .confirm_token
                     .as_ref()
                     .context("confirmation without a token")?;
-                let confirm_url = format!(
+                confirm_url = format!(
                     "{}/subscriptions/confirm?token={}",
                     self.base_url,
                     token.as_str()
                 );
-                let extra = ConfirmationContext {
-                    confirm_url,
-                    ttl_hours: self.token_ttl_hours,
-                };
-                self.templates
-                    .render_email("confirmation", With { common, extra })
+                reader.confirm_url = &confirm_url;
+                &self.confirmation
             }
-            DeliveryKind::Welcome => self.templates.render_email("welcome", &common),
+            DeliveryKind::Welcome => &self.welcome,
             DeliveryKind::Digest | DeliveryKind::Test => {
-                let digest = digest.context("digest mail without its digest")?;
-                Ok(digest.personalize(common.name, &common.unsubscribe_url))
+                digest.context("digest mail without its digest")?
             }
-        }
+        };
+        Ok(prepared.personalize(&reader))
     }
 
-    /// Renders a digest's shared parts once (CSS inlined), with markers where each reader's
-    /// name and unsubscribe link go, so a send only fills those in per subscriber.
-    pub fn prepare_digest(&self, content: &DigestContent) -> anyhow::Result<PreparedDigest> {
-        let render = |name: Option<&str>| {
-            let common = CommonContext {
-                site_name: &self.site_name,
-                site_url: &self.site_url,
-                name,
-                unsubscribe_url: UNSUBSCRIBE_MARK.to_string(),
-            };
-            self.templates.render_email(
-                "digest",
-                With {
-                    common,
-                    extra: content,
-                },
-            )
-        };
-        Ok(PreparedDigest {
-            named: render(Some(NAME_MARK))?,
-            anonymous: render(None)?,
-        })
+    /// Renders a digest's shared parts once (CSS inlined), so a send only fills in each
+    /// reader's name and unsubscribe link.
+    pub fn prepare_digest(&self, content: &DigestContent) -> anyhow::Result<PreparedMail> {
+        PreparedMail::render(
+            &self.templates,
+            (&self.site_name, &self.site_url),
+            "digest",
+            content,
+        )
     }
 
     /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
@@ -209,32 +206,70 @@ impl Composer {
 
 const NAME_MARK: &str = "NLx7NAMEx7MARK";
 const UNSUBSCRIBE_MARK: &str = "https://NLx7UNSUBSCRIBEx7MARK.invalid/";
+const CONFIRM_MARK: &str = "https://NLx7CONFIRMx7MARK.invalid/";
 
-/// A digest rendered once for all its readers; see [`Composer::prepare_digest`].
+/// One reader's parts of a mail.
+struct Reader<'a> {
+    name: Option<&'a str>,
+    unsubscribe_url: &'a str,
+    confirm_url: &'a str,
+}
+
+/// A mail rendered once (template and CSS inlining) with markers where each reader's name and
+/// links go, in two variants because templates greet named and anonymous readers differently.
 #[derive(Debug, Clone)]
-pub struct PreparedDigest {
+pub struct PreparedMail {
     named: RenderedEmail,
     anonymous: RenderedEmail,
 }
 
-impl PreparedDigest {
-    /// One reader's copy: their name (escaped in HTML) and their unsubscribe link filled in.
-    pub fn personalize(&self, name: Option<&str>, unsubscribe_url: &str) -> RenderedEmail {
-        let (template, name) = match name {
+impl PreparedMail {
+    fn render(
+        templates: &Templates,
+        (site_name, site_url): (&str, &str),
+        mail: &str,
+        extra: impl Serialize + Copy,
+    ) -> anyhow::Result<PreparedMail> {
+        let variant = |name: Option<&str>| {
+            let common = CommonContext {
+                site_name,
+                site_url,
+                name,
+                unsubscribe_url: UNSUBSCRIBE_MARK.to_string(),
+            };
+            templates.render_email(mail, With { common, extra })
+        };
+        Ok(PreparedMail {
+            named: variant(Some(NAME_MARK))?,
+            anonymous: variant(None)?,
+        })
+    }
+
+    /// One reader's copy: name escaped for HTML, links escaped for attributes.
+    fn personalize(&self, reader: &Reader<'_>) -> RenderedEmail {
+        let (template, name) = match reader.name {
             Some(name) => (&self.named, name),
             None => (&self.anonymous, ""),
         };
-        let html_url = html_escape::encode_double_quoted_attribute(unsubscribe_url);
+        let fill = |text: &str, name: &str, unsubscribe: &str, confirm: &str| {
+            text.replace(NAME_MARK, name)
+                .replace(UNSUBSCRIBE_MARK, unsubscribe)
+                .replace(CONFIRM_MARK, confirm)
+        };
         RenderedEmail {
             subject: template.subject.clone(),
-            text: template
-                .text
-                .replace(NAME_MARK, name)
-                .replace(UNSUBSCRIBE_MARK, unsubscribe_url),
-            html: template
-                .html
-                .replace(NAME_MARK, &html_escape::encode_text(name))
-                .replace(UNSUBSCRIBE_MARK, &html_url),
+            text: fill(
+                &template.text,
+                name,
+                reader.unsubscribe_url,
+                reader.confirm_url,
+            ),
+            html: fill(
+                &template.html,
+                &html_escape::encode_text(name),
+                &html_escape::encode_double_quoted_attribute(reader.unsubscribe_url),
+                &html_escape::encode_double_quoted_attribute(reader.confirm_url),
+            ),
         }
     }
 }
@@ -247,9 +282,9 @@ struct CommonContext<'a> {
     unsubscribe_url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct ConfirmationContext {
-    confirm_url: String,
+    confirm_url: &'static str,
     ttl_hours: u32,
 }
 

@@ -5,6 +5,6 @@ mod compose;
 mod mailer;
 mod templates;
 
-pub use compose::{ArticleView, Composer, DigestContent, PreparedDigest};
+pub use compose::{ArticleView, Composer, DigestContent, PreparedMail};
 pub use mailer::{MailSession, Mailer, SendError};
 pub use templates::{RenderedEmail, Templates};

@@ -76,14 +76,23 @@ CREATE TABLE deliveries (
     next_attempt_at TIMESTAMP NOT NULL,
     lease_expires_at TIMESTAMP,
     last_error TEXT,
-    unsubscribe_token_hash TEXT UNIQUE,
+    unsubscribe_token_hash TEXT,
     message_id TEXT,
     created_at TIMESTAMP NOT NULL,
     sent_at TIMESTAMP,
-    UNIQUE (digest_id, subscriber_id)
+    -- A digest reaches a person at most once; subscriber first, so it also serves lookups by
+    -- subscriber (erasure, the hourly link limit) and no index of its own is needed.
+    UNIQUE (subscriber_id, digest_id)
 );
-CREATE INDEX deliveries_due ON deliveries (status, priority, next_attempt_at);
-CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+-- Claims read the queue in (priority, next_attempt_at, id) order straight from this index, and
+-- "is this digest done?" counts one digest's open rows without scanning the others; without
+-- them both cost O(recipients) per batch and a 100,000-mail digest slowed as it went.
+CREATE INDEX deliveries_due ON deliveries (status, priority, next_attempt_at, id);
+CREATE INDEX deliveries_digest_status ON deliveries (digest_id, status);
+-- Only mail with an unsubscribe link has a token; leaving the NULLs out keeps a 1,000,000-row
+-- enqueue from maintaining a million empty index entries.
+CREATE UNIQUE INDEX deliveries_unsubscribe_token ON deliveries (unsubscribe_token_hash)
+    WHERE unsubscribe_token_hash IS NOT NULL;
 
 CREATE TABLE staff_tokens (
     id INTEGER PRIMARY KEY NOT NULL,

@@ -116,13 +116,6 @@ pub fn claim_due_deliveries(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
-            .set((
-                deliveries::status.eq(DeliveryStatus::Sending.as_str()),
-                deliveries::lease_expires_at.eq(now + terms.lease),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-            ))
-            .execute(conn)?;
         let rows: Vec<DueRow> = deliveries::table
             .left_join(subscribers::table)
             .filter(deliveries::id.eq_any(&ids))
@@ -169,17 +162,12 @@ pub fn claim_due_deliveries(
                 touched_digests.extend(row.digest_id);
                 continue;
             };
-            let message_id = format!(
-                "<{}.{}.{}@{}>",
-                kind.as_str(),
-                row.id,
-                row.attempts,
-                message_id_domain
-            );
+            // Stable across retries, so a receiver can tell a repeat from a new mail.
+            let message_id = format!("<{}.{}@{}>", kind.as_str(), row.id, message_id_domain);
             let mut delivery = ClaimedDelivery {
                 id: row.id,
                 kind,
-                attempts: row.attempts,
+                attempts: row.attempts + 1,
                 subscriber_id: row.subscriber_id,
                 digest_id: row.digest_id,
                 email,
@@ -218,7 +206,7 @@ pub fn claim_due_deliveries(
             .values(&new_tokens)
             .execute(c))?;
         }
-        store_claim_secrets(conn, secrets)?;
+        take_leases(conn, secrets, now + terms.lease)?;
         if !skipped.is_empty() {
             diesel::update(deliveries::table.filter(deliveries::id.eq_any(&skipped)))
                 .set((
@@ -232,14 +220,16 @@ pub fn claim_due_deliveries(
     })
 }
 
-/// Stores each claimed row's Message-ID and unsubscribe-token hash. PostgreSQL takes them in one
-/// statement (a round trip per row would dominate a large send); SQLite is in-process, where a
-/// statement per row inside the claim's transaction costs microseconds.
-fn store_claim_secrets(
+/// Marks claimed rows `sending` under a lease, counts the attempt, and stores each row's
+/// Message-ID and unsubscribe-token hash: one UPDATE per row version. PostgreSQL takes the
+/// whole batch in one statement (a round trip per row would dominate a large send); SQLite is
+/// in-process, where a statement per row inside the claim's transaction costs microseconds.
+fn take_leases(
     conn: &mut DbConnection,
     secrets: Vec<(i64, String, Option<String>)>,
+    lease_until: NaiveDateTime,
 ) -> QueryResult<()> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     match conn {
         DbConnection::Postgres(c) => {
             let mut ids = Vec::with_capacity(secrets.len());
@@ -251,19 +241,24 @@ fn store_claim_secrets(
                 hashes.push(hash);
             }
             diesel::sql_query(
-                "UPDATE deliveries AS d SET message_id = v.message_id, unsubscribe_token_hash = v.hash
+                "UPDATE deliveries AS d SET status = 'sending', lease_expires_at = $4,
+                     attempts = d.attempts + 1, message_id = v.message_id, unsubscribe_token_hash = v.hash
                  FROM (SELECT unnest($1) AS id, unnest($2) AS message_id, unnest($3) AS hash) AS v
                  WHERE d.id = v.id",
             )
             .bind::<Array<BigInt>, _>(ids)
             .bind::<Array<Text>, _>(message_ids)
             .bind::<Array<Nullable<Text>>, _>(hashes)
+            .bind::<Timestamp, _>(lease_until)
             .execute(c)?;
         }
         DbConnection::Sqlite(_) => {
             for (id, message_id, hash) in secrets {
                 diesel::update(deliveries::table.find(id))
                     .set((
+                        deliveries::status.eq(DeliveryStatus::Sending.as_str()),
+                        deliveries::lease_expires_at.eq(lease_until),
+                        deliveries::attempts.eq(deliveries::attempts + 1),
                         deliveries::message_id.eq(message_id),
                         deliveries::unsubscribe_token_hash.eq(hash),
                     ))
@@ -414,15 +409,17 @@ pub fn finish_digests_when_done(
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     for digest_id in digest_ids {
-        let open: i64 = deliveries::table
+        // One open row is enough to know: counting them all cost O(open rows) per batch.
+        let open: Option<i64> = deliveries::table
             .filter(deliveries::digest_id.eq(digest_id))
             .filter(deliveries::status.eq_any([
                 DeliveryStatus::Queued.as_str(),
                 DeliveryStatus::Sending.as_str(),
             ]))
-            .count()
-            .get_result(conn)?;
-        if open == 0 {
+            .select(deliveries::id)
+            .first(conn)
+            .optional()?;
+        if open.is_none() {
             diesel::update(
                 digests::table
                     .find(digest_id)

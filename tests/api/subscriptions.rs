@@ -395,6 +395,11 @@ async fn a_4xx_answer_is_retried_until_the_mail_goes_through() {
     let (status, attempts): (String, i32) =
         app.query(|c| d::deliveries.select((d::status, d::attempts)).first(c));
     assert_eq!((status.as_str(), attempts), ("sent", 3));
+    // The Message-ID is the delivery's, the same on every try.
+    assert_eq!(
+        mails[0].header("Message-ID").as_deref(),
+        Some("<confirmation.1@localhost>")
+    );
 }
 
 #[tokio::test]

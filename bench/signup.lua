@@ -1,5 +1,6 @@
--- Unique addresses per request and thread; counts 2xx answers so the script can check them
--- against the subscribers stored.
+-- Unique addresses per request and thread. Counts requests sent and 2xx answers, so the script
+-- can check that every 2xx was stored and nothing beyond what was sent (requests still in
+-- flight when wrk stops are sent and stored but never answered).
 local counter = 0
 local threads = {}
 local thread_id = 0
@@ -12,12 +13,14 @@ end
 
 function init(args)
   ok = 0
+  sent = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
   counter = counter + 1
+  sent = sent + 1
   local body = string.format('{"email":"load-%d-%d@example.org","name":"Load %d"}', id, counter, counter)
   return wrk.format(nil, "/subscriptions", nil, body)
 end
@@ -27,7 +30,10 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do total = total + thread:get("ok") end
-  io.write(string.format("ACCEPTED %d\n", total))
+  local total, requested = 0, 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("ok")
+    requested = requested + thread:get("sent")
+  end
+  io.write(string.format("ACCEPTED %d\nSENT %d\n", total, requested))
 end

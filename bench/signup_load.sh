@@ -28,6 +28,8 @@ for backend in sqlite postgres; do
   non2xx=$(awk '/Non-2xx/ { print $5 }' <<<"$out"); non2xx=${non2xx:-0}
   sockerr=$(awk '/Socket errors/ { print $0 }' <<<"$out"); sockerr=${sockerr:-none}
   accepted=$(awk '/ACCEPTED/ { print $2 }' <<<"$out")
+  requested=$(awk '/^SENT/ { print $2 }' <<<"$out")
   stored=$(sql "$url" "SELECT count(*) FROM subscribers")
-  echo "signup[$backend]: ${rps} req/s, p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}, socket errors: ${sockerr}, peak RSS ${rss} MB, 2xx ${accepted}, stored ${stored} ($([ "$accepted" = "$stored" ] && echo equal || echo DIFFERENT)) at ${CONNECTIONS} connections"
+  if [ "$accepted" -le "$stored" ] && [ "$stored" -le "$requested" ]; then check=consistent; else check=INCONSISTENT; fi
+  echo "signup[$backend]: ${rps} req/s, p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}, socket errors: ${sockerr}, peak RSS ${rss} MB at ${CONNECTIONS} connections; 2xx ${accepted} <= stored ${stored} <= sent ${requested}: ${check} (the difference is requests in flight when wrk stopped)"
 done

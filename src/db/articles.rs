@@ -38,16 +38,7 @@ pub fn insert_article(
         if is_known(conn, article)? {
             return Ok(None);
         }
-        diesel::insert_into(articles::table)
-            .values((
-                articles::title.eq(&article.title),
-                articles::url.eq(&article.url),
-                articles::summary.eq(&article.summary),
-                articles::published_at.eq(article.published_at),
-                articles::feed_guid.eq(&article.feed_guid),
-                articles::created_at.eq(now()),
-            ))
-            .execute(conn)?;
+        insert(conn, article)?;
         Ok(articles::table
             .filter(articles::url.eq(&article.url))
             .select(Article::as_select())
@@ -67,20 +58,24 @@ pub fn import_articles(
             if is_known(conn, item)? {
                 continue;
             }
-            diesel::insert_into(articles::table)
-                .values((
-                    articles::title.eq(&item.title),
-                    articles::url.eq(&item.url),
-                    articles::summary.eq(&item.summary),
-                    articles::published_at.eq(item.published_at),
-                    articles::feed_guid.eq(&item.feed_guid),
-                    articles::created_at.eq(now()),
-                ))
-                .execute(conn)?;
+            insert(conn, item)?;
             imported += 1;
         }
         Ok((imported, items.len() - imported))
     })
+}
+
+fn insert(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<usize> {
+    diesel::insert_into(articles::table)
+        .values((
+            articles::title.eq(&article.title),
+            articles::url.eq(&article.url),
+            articles::summary.eq(&article.summary),
+            articles::published_at.eq(article.published_at),
+            articles::feed_guid.eq(&article.feed_guid),
+            articles::created_at.eq(now()),
+        ))
+        .execute(conn)
 }
 
 fn is_known(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<bool> {

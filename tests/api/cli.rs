@@ -7,18 +7,7 @@ use secrecy::ExposeSecret;
 use crate::helpers::{FEED, TestApp, spawn_app, spawn_app_with};
 
 fn cli(app: &TestApp, args: &[&str]) -> Output {
-    let s = &app.settings;
-    Command::new(env!("CARGO_BIN_EXE_newsletter"))
-        .args(args)
-        .env("NEWSLETTER__DATABASE__URL", s.database.url.expose_secret())
-        .env("NEWSLETTER__SERVER__BASE_URL", &s.server.base_url)
-        .env("NEWSLETTER__MAIL__TRANSPORT", "smtp")
-        .env("NEWSLETTER__MAIL__SMTP__HOST", "127.0.0.1")
-        .env("NEWSLETTER__MAIL__SMTP__PORT", s.mail.smtp.port.to_string())
-        .env("NEWSLETTER__MAIL__SMTP__TLS", "none")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    app.command(args).output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {

@@ -1,31 +1,20 @@
 //! The worker process dies by SIGKILL part-way through a digest; a new one finishes the send.
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use newsletter::db::schema::deliveries::dsl as d;
-use secrecy::ExposeSecret;
 
-use crate::helpers::{FEED, TestApp, serve_feed, spawn_app_without_worker};
+use crate::helpers::{TestApp, spawn_app_without_worker};
 
 fn worker_process(app: &TestApp) -> Child {
-    let s = &app.settings;
-    Command::new(env!("CARGO_BIN_EXE_newsletter"))
-        .arg("worker")
-        .env("NEWSLETTER__DATABASE__URL", s.database.url.expose_secret())
-        .env("NEWSLETTER__SERVER__BASE_URL", &s.server.base_url)
-        .env("NEWSLETTER__MAIL__TRANSPORT", "smtp")
-        .env("NEWSLETTER__MAIL__SMTP__HOST", "127.0.0.1")
-        .env("NEWSLETTER__MAIL__SMTP__PORT", s.mail.smtp.port.to_string())
-        .env("NEWSLETTER__MAIL__SMTP__TLS", "none")
+    app.command(&["worker"])
         .env("NEWSLETTER__DELIVERY__CONCURRENCY", "4")
         .env("NEWSLETTER__DELIVERY__RATE_PER_SECOND", "500")
         .env("NEWSLETTER__DELIVERY__BATCH_SIZE", "50")
         .env("NEWSLETTER__DELIVERY__LEASE_SECONDS", "2")
         .env("NEWSLETTER__DELIVERY__POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -47,29 +36,7 @@ async fn a_worker_killed_mid_digest_is_restarted_and_every_reader_gets_it() {
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("reader", 2000);
-    app.admin_post(
-        &token,
-        "/feeds/import",
-        serde_json::json!({ "url": serve_feed(FEED) }),
-    )
-    .await;
-    let created: serde_json::Value = app
-        .admin_post(
-            &token,
-            "/digests",
-            serde_json::json!({"subject": "Latest research"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_i64().unwrap();
-    app.admin_post(
-        &token,
-        &format!("/digests/{id}/send"),
-        serde_json::json!({}),
-    )
-    .await;
+    let id = app.queued_digest(&token).await;
 
     let mut first = worker_process(&app);
     let end = Instant::now() + Duration::from_secs(60);
@@ -95,12 +62,7 @@ async fn a_worker_killed_mid_digest_is_restarted_and_every_reader_gets_it() {
     assert_eq!(done["status"], "sent", "{done}");
     assert_eq!(done["sent"], 2000);
 
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for mail in app.smtp.all_messages() {
-        for rcpt in mail.rcpts {
-            *copies.entry(rcpt).or_default() += 1;
-        }
-    }
+    let copies = app.copies_by_recipient();
     let missed = readers.iter().filter(|r| !copies.contains_key(*r)).count();
     let twice = readers
         .iter()

@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{FEED, on_postgres, serve_feed, spawn_app, spawn_app_without_worker};
+use crate::helpers::{on_postgres, spawn_app, spawn_app_without_worker};
 
 #[tokio::test]
 async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
@@ -56,29 +56,7 @@ async fn the_worker_recovers_when_postgresql_kills_its_connections_mid_send() {
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("reader", 80);
-    app.admin_post(
-        &token,
-        "/feeds/import",
-        serde_json::json!({ "url": serve_feed(FEED) }),
-    )
-    .await;
-    let created: serde_json::Value = app
-        .admin_post(
-            &token,
-            "/digests",
-            serde_json::json!({"subject": "Latest research"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_i64().unwrap();
-    app.admin_post(
-        &token,
-        &format!("/digests/{id}/send"),
-        serde_json::json!({}),
-    )
-    .await;
+    let id = app.queued_digest(&token).await;
 
     let worker = app.worker(|s| {
         s.delivery.rate_per_second = 40;

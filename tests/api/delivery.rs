@@ -1,54 +1,15 @@
 //! The queue under stress: interrupted workers, several workers, a flaky SMTP server.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::helpers::{FEED, TestApp, serve_feed, spawn_app_without_worker};
-
-async fn queued_digest(app: &TestApp, token: &str) -> i64 {
-    app.admin_post(
-        token,
-        "/feeds/import",
-        serde_json::json!({ "url": serve_feed(FEED) }),
-    )
-    .await;
-    let created: serde_json::Value = app
-        .admin_post(
-            token,
-            "/digests",
-            serde_json::json!({"subject": "Latest research"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_i64().unwrap();
-    assert_eq!(
-        app.admin_post(token, &format!("/digests/{id}/send"), serde_json::json!({}))
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
-    id
-}
-
-fn copies(app: &TestApp) -> HashMap<String, usize> {
-    let mut copies = HashMap::new();
-    for mail in app.smtp.all_messages() {
-        for rcpt in mail.rcpts {
-            *copies.entry(rcpt).or_insert(0) += 1;
-        }
-    }
-    copies
-}
+use crate::helpers::spawn_app_without_worker;
 
 #[tokio::test]
 async fn a_send_stopped_mid_digest_resumes_and_misses_nobody() {
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("reader", 60);
-    let id = queued_digest(&app, &token).await;
+    let id = app.queued_digest(&token).await;
 
     let first = app.worker(|s| {
         s.delivery.rate_per_second = 10;
@@ -69,7 +30,7 @@ async fn a_send_stopped_mid_digest_resumes_and_misses_nobody() {
     let done = app.wait_until_sent(&token, id).await;
     second.stop().await;
     assert_eq!(done["sent"], 60, "{done}");
-    let copies = copies(&app);
+    let copies = app.copies_by_recipient();
     for reader in &readers {
         assert_eq!(
             copies.get(reader),
@@ -84,7 +45,7 @@ async fn a_worker_killed_mid_send_leaves_leases_that_another_worker_takes_over()
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("reader", 60);
-    let id = queued_digest(&app, &token).await;
+    let id = app.queued_digest(&token).await;
 
     let first = app.worker(|s| {
         s.delivery.rate_per_second = 10;
@@ -98,7 +59,7 @@ async fn a_worker_killed_mid_send_leaves_leases_that_another_worker_takes_over()
     second.stop().await;
     assert_eq!(done["status"], "sent", "{done}");
     assert_eq!(done["sent"], 60);
-    let copies = copies(&app);
+    let copies = app.copies_by_recipient();
     let twice = readers
         .iter()
         .filter(|r| copies.get(*r) == Some(&2))
@@ -119,7 +80,7 @@ async fn two_workers_share_one_digest_and_each_reader_gets_exactly_one_copy() {
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("reader", 150);
-    let id = queued_digest(&app, &token).await;
+    let id = app.queued_digest(&token).await;
     let small_batches = |s: &mut newsletter::configuration::Settings| {
         s.delivery.batch_size = 10;
         s.delivery.concurrency = 3;
@@ -130,7 +91,7 @@ async fn two_workers_share_one_digest_and_each_reader_gets_exactly_one_copy() {
     a.stop().await;
     b.stop().await;
     assert_eq!(done["sent"], 150, "{done}");
-    let copies = copies(&app);
+    let copies = app.copies_by_recipient();
     for reader in &readers {
         assert_eq!(copies.get(reader), Some(&1), "{reader}");
     }

@@ -5,29 +5,6 @@ use newsletter::db::schema::subscriber_events;
 
 use crate::helpers::{FEED, TestApp, serve_feed, spawn_app, spawn_app_with};
 
-/// Imports the test feed and creates a "Latest research" draft; returns the digest id.
-async fn draft(app: &TestApp, token: &str) -> i64 {
-    let response = app
-        .admin_post(
-            token,
-            "/feeds/import",
-            serde_json::json!({ "url": serve_feed(FEED) }),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
-    let response = app
-        .admin_post(
-            token,
-            "/digests",
-            serde_json::json!({"subject": "Latest research", "intro": "Two new **studies**."}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 201);
-    response.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
 fn digests_to(app: &TestApp, email: &str) -> usize {
     app.smtp
         .messages_to(email)
@@ -435,7 +412,7 @@ async fn a_digest_bounce_marks_the_subscriber_and_a_4xx_is_retried() {
         .refuse("ghost0@example.org", 550, "5.1.1 no such user", None);
     app.smtp
         .refuse("busy0@example.org", 451, "4.7.1 greylisted", Some(1));
-    let id = draft(&app, &token).await;
+    let id = app.draft_digest(&token).await;
     app.admin_post(
         &token,
         &format!("/digests/{id}/send"),
@@ -554,7 +531,7 @@ async fn someone_who_unsubscribes_mid_send_gets_nothing_more() {
     let app = crate::helpers::spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("r", 4);
-    let id = draft(&app, &token).await;
+    let id = app.draft_digest(&token).await;
     app.admin_post(
         &token,
         &format!("/digests/{id}/send"),
@@ -601,7 +578,7 @@ async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link(
         };
         newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
     }
-    let id = draft(&app, &token).await;
+    let id = app.draft_digest(&token).await;
     app.admin_post(
         &token,
         &format!("/digests/{id}/send"),

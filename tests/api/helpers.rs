@@ -442,6 +442,75 @@ impl TestApp {
         emails
     }
 
+    /// Imports the test feed and creates a "Latest research" draft; returns the digest id.
+    pub async fn draft_digest(&self, token: &str) -> i64 {
+        let feed = serde_json::json!({ "url": serve_feed(FEED) });
+        assert_eq!(
+            self.admin_post(token, "/feeds/import", feed)
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+        let body =
+            serde_json::json!({"subject": "Latest research", "intro": "Two new **studies**."});
+        let response = self.admin_post(token, "/digests", body).await;
+        assert_eq!(response.status().as_u16(), 201);
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// A draft as above, sent: one delivery per confirmed subscriber is queued.
+    pub async fn queued_digest(&self, token: &str) -> i64 {
+        let id = self.draft_digest(token).await;
+        let path = format!("/digests/{id}/send");
+        assert_eq!(
+            self.admin_post(token, &path, serde_json::json!({}))
+                .await
+                .status()
+                .as_u16(),
+            202
+        );
+        id
+    }
+
+    /// How many messages each recipient got over SMTP.
+    pub fn copies_by_recipient(&self) -> HashMap<String, usize> {
+        let mut copies = HashMap::new();
+        for mail in self.smtp.all_messages() {
+            for rcpt in mail.rcpts {
+                *copies.entry(rcpt).or_insert(0) += 1;
+            }
+        }
+        copies
+    }
+
+    /// The `newsletter` binary set up for this app's database and SMTP server.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        use secrecy::ExposeSecret;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_newsletter"));
+        command
+            .args(args)
+            .env(
+                "NEWSLETTER__DATABASE__URL",
+                self.settings.database.url.expose_secret(),
+            )
+            .env(
+                "NEWSLETTER__SERVER__BASE_URL",
+                &self.settings.server.base_url,
+            )
+            .env("NEWSLETTER__MAIL__TRANSPORT", "smtp")
+            .env("NEWSLETTER__MAIL__SMTP__HOST", "127.0.0.1")
+            .env(
+                "NEWSLETTER__MAIL__SMTP__PORT",
+                self.settings.mail.smtp.port.to_string(),
+            )
+            .env("NEWSLETTER__MAIL__SMTP__TLS", "none")
+            .env("RUST_LOG", "warn");
+        command
+    }
+
     /// Waits until the digest's status is `sent`; returns its status JSON.
     pub async fn wait_until_sent(&self, token: &str, digest_id: i64) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(60);

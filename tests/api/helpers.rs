@@ -626,6 +626,13 @@ pub fn fresh_database_url(dir: &std::path::Path) -> String {
         .unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&name);
+    // Plain TCP on loopback. With TLS the test binary sometimes crashed (SIGSEGV) *after* all
+    // tests had passed: libpq's OpenSSL teardown at process exit while threads of the many
+    // test services still held connections. The binary's own exit over TLS is a separate
+    // path (see `min_idle` in src/db/mod.rs).
+    if !url.query_pairs().any(|(key, _)| key == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
     // Migrations run under the same lock: parallel first migrations race in pg_type.
     let db = Db::connect(&url.to_string().into(), 1).unwrap();
     db.migrate().unwrap();

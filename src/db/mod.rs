@@ -149,10 +149,6 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Applies the pending migrations of this backend; returns how many ran.
     pub fn migrate(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get().context("connecting to the database")?;

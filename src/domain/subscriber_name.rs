@@ -23,10 +23,6 @@ impl SubscriberName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{Address, Message};
 use serde::Serialize;
 
 use super::templates::{RenderedEmail, Templates};
@@ -95,10 +95,6 @@ impl Composer {
 
     pub fn message_id_domain(&self) -> &str {
         &self.message_id_domain
-    }
-
-    pub fn templates(&self) -> &Templates {
-        &self.templates
     }
 
     pub fn unsubscribe_url(&self, token: &str) -> String {
@@ -196,11 +192,6 @@ impl Composer {
             message.sign(dkim);
         }
         Ok(message)
-    }
-
-    /// The sender's address, for the envelope of test sends.
-    pub fn from_address(&self) -> &Address {
-        &self.from.email
     }
 }
 

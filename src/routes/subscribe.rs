@@ -20,7 +20,7 @@ pub struct SignupFormPage {
 impl SignupFormPage {
     pub fn new(state: &AppState) -> SignupFormPage {
         SignupFormPage {
-            title: format!("Sign up for the {} newsletter", state.settings.site.name),
+            title: format!("Sign up for {}", state.settings.site.name),
             action: format!("{}/subscriptions", state.settings.base_url()),
             ..SignupFormPage::default()
         }

@@ -15,7 +15,11 @@ fn digests_to(app: &TestApp, email: &str) -> usize {
 
 #[tokio::test]
 async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber() {
-    let app = spawn_app_with(|s| s.signup.welcome_email = false).await;
+    let app = spawn_app_with(|s| {
+        s.signup.welcome_email = false;
+        s.site.url = "https://clinic.example".into();
+    })
+    .await;
     let token = app.staff_token();
     let confirmed: Vec<String> = (0..5).map(|i| format!("reader{i}@example.org")).collect();
     for email in &confirmed {
@@ -72,6 +76,10 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
         .await
         .unwrap();
     assert!(text.contains("https://clinic.example/prp-si-joint") && text.contains("Unsubscribe"));
+    assert!(
+        text.contains("subscribed to Our newsletter at https://clinic.example and\nconfirmed"),
+        "{text}"
+    );
 
     // Test send: one copy now, marked as a test.
     let response = app

@@ -343,7 +343,7 @@ pub fn subscribers_after(
         .load(conn)
 }
 
-/// Erases a person: their row, tokens, queued mail and consent entries go; an anonymous
+/// Erases a person: their row, tokens, deliveries and consent entries go; an anonymous
 /// `erased` entry and the hash of the address stay, so an import cannot add them again.
 pub fn erase_subscriber(
     conn: &mut DbConnection,
@@ -356,6 +356,8 @@ pub fn erase_subscriber(
         };
         diesel::delete(subscriber_events::table.filter(subscriber_events::subscriber_id.eq(id)))
             .execute(conn)?;
+        // The queue has no foreign key to cascade with (see the migration).
+        diesel::delete(deliveries::table.filter(deliveries::subscriber_id.eq(id))).execute(conn)?;
         diesel::delete(subscribers::table.find(id)).execute(conn)?;
         diesel::insert_into(subscriber_events::table)
             .values(NewEvent {

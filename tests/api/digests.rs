@@ -532,6 +532,33 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
     let report =
         newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
     assert_eq!((report.imported, report.suppressed), (0, 1));
+
+    // Erasing someone with mail in the queue takes their deliveries too.
+    app.smtp.wait_for("pending@example.org", 1).await;
+    let pending: i64 = app.query(|c| {
+        use newsletter::db::schema::subscribers::dsl as s;
+        s::subscribers
+            .filter(s::email.eq("pending@example.org"))
+            .select(s::id)
+            .first(c)
+    });
+    let path = format!("/admin/api/subscribers/{pending}");
+    let response = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let left: i64 = app.query(|c| {
+        use newsletter::db::schema::deliveries::dsl as d;
+        d::deliveries
+            .filter(d::subscriber_id.eq(pending))
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(left, 0);
 }
 
 #[tokio::test]

@@ -63,13 +63,17 @@ CREATE TABLE digest_articles (
     PRIMARY KEY (digest_id, article_id)
 );
 
+-- The queue has no foreign keys: checking them cost 7 of the 12 seconds it took PostgreSQL to
+-- queue a digest for 1,000,000 subscribers. Erasing a person deletes their deliveries in the
+-- same transaction, digests are never deleted, and a delivery whose subscriber is gone is
+-- skipped by the worker.
 CREATE TABLE deliveries (
     id INTEGER PRIMARY KEY NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('confirmation', 'welcome', 'digest', 'test')),
     -- 0 for mail a person waits for (confirmation, welcome, test), 1 for bulk (digest)
     priority INTEGER NOT NULL,
-    subscriber_id BIGINT REFERENCES subscribers (id) ON DELETE CASCADE,
-    digest_id BIGINT REFERENCES digests (id) ON DELETE CASCADE,
+    subscriber_id BIGINT,
+    digest_id BIGINT,
     to_address TEXT,
     status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped')),
     attempts INTEGER NOT NULL DEFAULT 0,

@@ -13,7 +13,7 @@ use crate::db::deliveries::ClaimedDelivery;
 use crate::db::digests::ArticleChoice;
 use crate::db::digests::{digest_articles, find_digest};
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
-use crate::email::{ArticleView, Composer, DigestContent, Mailer, SendError};
+use crate::email::{ArticleView, Composer, DigestContent, Mailer, RenderedEmail, SendError};
 
 /// Largest feed we read.
 const MAX_FEED_BYTES: usize = 10 * 1024 * 1024;
@@ -86,6 +86,17 @@ fn sample_delivery(
     }
 }
 
+/// A sample delivery's mail, through the same preparation the worker uses.
+async fn render_sample(
+    db: &Db,
+    composer: &Composer,
+    delivery: &ClaimedDelivery,
+) -> anyhow::Result<RenderedEmail> {
+    let digest_id = delivery.digest_id.context("a sample without its digest")?;
+    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
+    composer.render(delivery, Some(&content))
+}
+
 /// Exactly what a subscriber would get, rendered for a sample reader.
 pub async fn preview(
     db: &Db,
@@ -93,14 +104,13 @@ pub async fn preview(
     digest_id: i64,
     format: PreviewFormat,
 ) -> anyhow::Result<String> {
-    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
     let delivery = sample_delivery(
         digest_id,
         DeliveryKind::Digest,
         "reader@example.org",
         composer.message_id_domain(),
     );
-    let mail = composer.render(&delivery, Some(&content))?;
+    let mail = render_sample(db, composer, &delivery).await?;
     Ok(match format {
         PreviewFormat::Html => mail.html,
         PreviewFormat::Text => format!("Subject: {}\n\n{}", mail.subject, mail.text),
@@ -126,14 +136,13 @@ pub async fn send_test(
     to: &str,
 ) -> Result<(), TestSendError> {
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
-    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
     let delivery = sample_delivery(
         digest_id,
         DeliveryKind::Test,
         email.as_str(),
         composer.message_id_domain(),
     );
-    let mut mail = composer.render(&delivery, Some(&content))?;
+    let mut mail = render_sample(db, composer, &delivery).await?;
     mail.subject = format!("[Test] {}", mail.subject);
     let message = composer.build(&delivery, mail)?;
     let mut session = mailer.session();

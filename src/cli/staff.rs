@@ -260,12 +260,7 @@ async fn wait_for_digest(db: &Db, id: i64) -> anyhow::Result<()> {
 }
 
 fn parse_status(status: Option<&str>) -> anyhow::Result<Option<SubscriberStatus>> {
-    status
-        .map(|s| {
-            SubscriberStatus::parse(s)
-                .context("status must be pending, confirmed, unsubscribed or bounced")
-        })
-        .transpose()
+    SubscriberStatus::parse_filter(status).map_err(anyhow::Error::msg)
 }
 
 pub async fn subscribers(settings: &Settings, command: SubscribersCommand) -> anyhow::Result<()> {

@@ -205,22 +205,19 @@ pub fn write_tx<T>(
 ) -> anyhow::Result<T> {
     static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _writer = match conn {
-        DbConnection::Sqlite(_) => Some(
-            SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        ),
-        DbConnection::Postgres(_) => None,
-    };
-    match conn {
         DbConnection::Sqlite(c) => {
+            let writer = SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-                .context("starting a transaction")?
+                .context("starting a transaction")?;
+            Some(writer)
         }
         DbConnection::Postgres(c) => {
-            AnsiTransactionManager::begin_transaction(c).context("starting a transaction")?
+            AnsiTransactionManager::begin_transaction(c).context("starting a transaction")?;
+            None
         }
-    }
+    };
     let outcome = work(conn);
     let end = match (&outcome, &mut *conn) {
         (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),

@@ -31,6 +31,15 @@ struct NewSubscriber<'a> {
     status: &'a str,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    confirmed_at: Option<NaiveDateTime>,
+}
+
+/// Inserts a subscriber and returns the new id.
+fn insert_subscriber(conn: &mut DbConnection, values: &NewSubscriber<'_>) -> QueryResult<i64> {
+    crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
+        .values(values)
+        .returning(subscribers::id)
+        .get_result(c))
 }
 
 /// Where a consent event came from: kept as proof of opt-in.
@@ -122,11 +131,9 @@ pub fn insert_pending_subscriber(
                     status: SubscriberStatus::Pending.as_str(),
                     created_at: now,
                     updated_at: now,
+                    confirmed_at: None,
                 };
-                crate::on_backend!(&mut *conn, |c| diesel::insert_into(subscribers::table)
-                    .values(&values)
-                    .returning(subscribers::id)
-                    .get_result::<i64>(c))?
+                insert_subscriber(conn, &values)?
             }
             Some(s) => match SubscriberStatus::parse(&s.status) {
                 Some(SubscriberStatus::Confirmed) => return Ok(SignupOutcome::AlreadyConfirmed),
@@ -417,22 +424,19 @@ pub fn import_subscribers(
                 continue;
             }
             let now = now();
-            diesel::insert_into(subscribers::table)
-                .values(NewSubscriber {
+            let id = insert_subscriber(
+                conn,
+                &NewSubscriber {
                     email: email.as_str(),
                     name: name.as_ref().map(SubscriberName::as_str),
                     status: SubscriberStatus::Confirmed.as_str(),
                     created_at: now,
                     updated_at: now,
-                })
-                .execute(conn)?;
-            let subscriber = find_subscriber_by_email(conn, email.as_str())?
-                .context("the imported subscriber is not there")?;
-            diesel::update(subscribers::table.find(subscriber.id))
-                .set(subscribers::confirmed_at.eq(now))
-                .execute(conn)?;
-            insert_event(conn, subscriber.id, EventKind::Subscribed, context)?;
-            insert_event(conn, subscriber.id, EventKind::Confirmed, context)?;
+                    confirmed_at: Some(now),
+                },
+            )?;
+            insert_event(conn, id, EventKind::Subscribed, context)?;
+            insert_event(conn, id, EventKind::Confirmed, context)?;
             report.imported += 1;
         }
         Ok(report)

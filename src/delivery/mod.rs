@@ -172,7 +172,7 @@ impl Worker {
     ) -> anyhow::Result<(lettre::address::Envelope, Vec<u8>)> {
         let digest = match (job.kind, job.digest_id) {
             (DeliveryKind::Digest | DeliveryKind::Test, Some(id)) => {
-                Some(self.digest_content(id).await?)
+                Some(self.prepared_digest(id).await?)
             }
             _ => None,
         };
@@ -182,7 +182,7 @@ impl Worker {
     }
 
     /// A digest rendered once per worker; each recipient's copy only fills in their parts.
-    async fn digest_content(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedMail>> {
+    async fn prepared_digest(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedMail>> {
         if let Some(content) = self.digests.lock().await.get(&digest_id) {
             return Ok(content.clone());
         }

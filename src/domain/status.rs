@@ -64,6 +64,18 @@ text_enum!(DigestStatus {
     Sent => "sent",
 });
 
+impl SubscriberStatus {
+    /// A `status` filter as staff type it: empty means all.
+    pub fn parse_filter(text: Option<&str>) -> Result<Option<SubscriberStatus>, String> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => SubscriberStatus::parse(text)
+                .map(Some)
+                .ok_or_else(|| "status must be pending, confirmed, unsubscribed or bounced".into()),
+        }
+    }
+}
+
 impl DeliveryKind {
     /// Mail a person is waiting for goes before bulk mail.
     pub fn priority(self) -> i32 {

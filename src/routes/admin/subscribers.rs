@@ -3,32 +3,26 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::Staff;
+use super::{PageQuery, Staff};
 use crate::db::subscribers::{erase_subscriber as erase, list_subscribers as load};
 use crate::domain::{SubscriberStatus, mask_address};
 use crate::routes::{ApiError, event_context};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
-pub struct SubscriberQuery {
+pub struct StatusFilter {
     status: Option<String>,
-    page: Option<i64>,
-    per_page: Option<i64>,
 }
 
 pub async fn list_subscribers(
     _staff: Staff,
-    query: web::Query<SubscriberQuery>,
+    filter: web::Query<StatusFilter>,
+    paging: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => Some(SubscriberStatus::parse(text).ok_or_else(|| {
-            ApiError::Invalid("status must be pending, confirmed, unsubscribed or bounced".into())
-        })?),
-    };
-    let page = query.page.unwrap_or(1).max(1);
-    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
+    let status =
+        SubscriberStatus::parse_filter(filter.status.as_deref()).map_err(ApiError::Invalid)?;
+    let (page, per_page) = (paging.page(), paging.per_page());
     let (subscribers, total) = state
         .db
         .run(move |conn| Ok(load(conn, status, page, per_page)?))

@@ -16,6 +16,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::configuration::Settings;
 use crate::db::Db;
+use crate::db::group_commit::GroupCommit;
+use crate::db::subscribers::{Signup, SignupOutcome, record_signups};
 use crate::delivery::Worker;
 use crate::email::{Composer, Mailer, Templates};
 use crate::routes;
@@ -26,6 +28,8 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub settings: Arc<Settings>,
     pub wake_worker: Arc<Notify>,
+    /// Signups are written in shared transactions (see [`crate::db::group_commit`]).
+    pub signups: GroupCommit<Signup, SignupOutcome>,
     pub signup_limiter: SignupLimiter,
     pub composer: Arc<Composer>,
     pub mailer: Mailer,
@@ -119,6 +123,7 @@ impl Application {
             templates: parts.templates.clone(),
             settings: settings.clone(),
             wake_worker: wake.clone(),
+            signups: GroupCommit::start(parts.db.clone(), record_signups),
             signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
             composer: parts.composer.clone(),
             mailer: parts.mailer.clone(),

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 
 #[derive(Insertable)]
-#[diesel(table_name = deliveries)]
+#[diesel(table_name = deliveries, treat_none_as_default_value = false)]
 struct NewDelivery<'a> {
     kind: &'a str,
     priority: i32,
@@ -27,28 +27,30 @@ struct NewDelivery<'a> {
     created_at: NaiveDateTime,
 }
 
-/// Queues one mail, due now.
-pub fn enqueue_delivery(
+/// Queues one mail of `kind` to each subscriber, due now, in one statement.
+pub fn enqueue_for_subscribers(
     conn: &mut DbConnection,
     kind: DeliveryKind,
-    subscriber_id: Option<i64>,
-    digest_id: Option<i64>,
-    to_address: Option<&str>,
+    subscriber_ids: &[i64],
 ) -> QueryResult<usize> {
     let now = now();
-    diesel::insert_into(deliveries::table)
-        .values(NewDelivery {
+    let rows: Vec<NewDelivery<'_>> = subscriber_ids
+        .iter()
+        .map(|id| NewDelivery {
             kind: kind.as_str(),
             priority: kind.priority(),
-            subscriber_id,
-            digest_id,
-            to_address,
+            subscriber_id: Some(*id),
+            digest_id: None,
+            to_address: None,
             status: DeliveryStatus::Queued.as_str(),
             attempts: 0,
             next_attempt_at: now,
             created_at: now,
         })
-        .execute(conn)
+        .collect();
+    crate::on_backend!(conn, |c| diesel::insert_into(deliveries::table)
+        .values(&rows)
+        .execute(c))
 }
 
 /// A delivery a worker holds the lease of, with the secrets its mail needs. The raw tokens

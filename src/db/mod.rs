@@ -5,6 +5,7 @@
 pub mod articles;
 pub mod deliveries;
 pub mod digests;
+pub mod group_commit;
 pub mod schema;
 pub mod staff_tokens;
 pub mod subscribers;
@@ -147,6 +148,10 @@ impl Db {
             .build(manager)
             .context("connecting to the database")?;
         Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Applies the pending migrations of this backend; returns how many ran.

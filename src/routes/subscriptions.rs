@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::pages::render;
 use super::subscribe::SignupFormPage;
 use super::{ApiError, client_ip, event_context};
-use crate::db::subscribers::{SignupOutcome, insert_pending_subscriber};
+use crate::db::subscribers::{Signup, SignupOutcome};
 use crate::domain::{SubscriberEmail, SubscriberName};
 use crate::startup::AppState;
 
@@ -90,12 +90,14 @@ pub async fn subscribe(
             "form"
         },
     );
-    let max_links = state.settings.signup.max_links_per_hour;
     let masked = email.masked();
     let outcome = state
-        .db
-        .run(move |conn| {
-            insert_pending_subscriber(conn, &email, name.as_ref(), &context, max_links)
+        .signups
+        .submit(Signup {
+            email,
+            name,
+            context,
+            max_links_per_hour: state.settings.signup.max_links_per_hour,
         })
         .await?;
     tracing::info!(subscriber = %masked, ?outcome, "signup");

@@ -9,6 +9,7 @@ mod dkim;
 mod health;
 mod helpers;
 mod hostile_input;
+mod signup_batches;
 mod smtp_faults;
 mod subscriptions;
 mod subscriptions_confirm;

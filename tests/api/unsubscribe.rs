@@ -1,5 +1,5 @@
 use diesel::prelude::*;
-use newsletter::db::deliveries::enqueue_delivery;
+use newsletter::db::deliveries::enqueue_for_subscribers;
 use newsletter::db::schema::subscribers;
 use newsletter::domain::DeliveryKind;
 
@@ -78,7 +78,7 @@ async fn mail_queued_for_someone_who_left_is_skipped_and_they_can_sign_up_again(
     let url = unsubscribe_url(&app, "carol@example.org").await;
     app.client.post(&url).send().await.unwrap();
     let id: i64 = app.query(|c| subscribers::table.select(subscribers::id).first(c));
-    app.query(|c| enqueue_delivery(c, DeliveryKind::Welcome, Some(id), None, None));
+    app.query(|c| enqueue_for_subscribers(c, DeliveryKind::Welcome, &[id]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while app.delivery_statuses("welcome").last().map(String::as_str) != Some("skipped")
         && std::time::Instant::now() < deadline

@@ -1,0 +1,149 @@
+//! Group commit: concurrent writes of the same kind share one transaction.
+//!
+//! Under a flood of signups each request used to take a blocking thread, a pooled connection
+//! and (on SQLite) the writer lock for its own short transaction; the handoffs between 32 such
+//! threads, not the SQL, were most of the time (perf: scheduler and futex wake-ups on top).
+//! Here requests queue on a channel and a few committer tasks each take whatever is waiting,
+//! up to a batch, and write it in one transaction. A lone request goes straight through, so
+//! nothing waits for a batch to fill.
+//!
+//! Each item still succeeds or fails on its own: when a batch fails, it is rolled back and its
+//! items are written again one transaction each, so only the bad one gets the error.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tracing::Instrument;
+
+use super::{Backend, Db, DbConnection, write_tx};
+
+/// Most items one transaction holds.
+const MAX_BATCH: usize = 64;
+
+/// Writes a batch inside the caller's transaction; one result per item, in order.
+type Apply<T, R> = fn(&mut DbConnection, &[T]) -> anyhow::Result<Vec<R>>;
+type Job<T, R> = (T, oneshot::Sender<anyhow::Result<R>>);
+
+/// A queue of writes applied by `apply`, batched into shared transactions.
+pub struct GroupCommit<T, R> {
+    jobs: mpsc::Sender<Job<T, R>>,
+}
+
+impl<T, R> GroupCommit<T, R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    /// Starts the committer tasks on the current tokio runtime. SQLite has one writer at a
+    /// time, so it gets one committer; PostgreSQL gets two, which commit in parallel (in the
+    /// signup benchmark two beat one by half again; four added nothing).
+    pub fn start(db: Db, apply: Apply<T, R>) -> GroupCommit<T, R> {
+        let (jobs, queue) = mpsc::channel::<Job<T, R>>(MAX_BATCH * 8);
+        let queue = Arc::new(Mutex::new(queue));
+        let committers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 2,
+        };
+        for _ in 0..committers {
+            let (db, queue) = (db.clone(), queue.clone());
+            tokio::spawn(commit_batches(db, queue, apply).in_current_span());
+        }
+        GroupCommit { jobs }
+    }
+
+    /// Writes `item` (with whatever else is waiting) and returns what `apply` returned for it.
+    pub async fn submit(&self, item: T) -> anyhow::Result<R> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((item, reply))
+            .await
+            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the database writer stopped before answering"))?
+    }
+}
+
+async fn commit_batches<T, R>(
+    db: Db,
+    queue: Arc<Mutex<mpsc::Receiver<Job<T, R>>>>,
+    apply: Apply<T, R>,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        let (items, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+        let count = items.len();
+        match db
+            .run(move |conn| Ok(apply_batch(conn, &items, apply)))
+            .await
+        {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), count, "a batch of writes failed");
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow::anyhow!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+/// All items in one transaction; if an item fails, each in its own.
+fn apply_batch<T, R>(
+    conn: &mut DbConnection,
+    items: &[T],
+    apply: Apply<T, R>,
+) -> Vec<anyhow::Result<R>> {
+    let mut writing_failed = false;
+    let together = write_tx(conn, |conn| {
+        apply(conn, items).inspect_err(|_| writing_failed = true)
+    });
+    match together {
+        Ok(results) if results.len() == items.len() => {
+            return results.into_iter().map(Ok).collect();
+        }
+        Ok(results) => {
+            let message = format!("{} results for {} writes", results.len(), items.len());
+            return items
+                .iter()
+                .map(|_| Err(anyhow::anyhow!("{message}")))
+                .collect();
+        }
+        Err(e) if items.len() == 1 => return vec![Err(e)],
+        // The transaction itself could not start or commit (a lock held too long, the
+        // database gone): trying each alone would only wait as long again, once per item.
+        Err(e) if !writing_failed => {
+            let message = format!("{e:#}");
+            return items
+                .iter()
+                .map(|_| Err(anyhow::anyhow!("{message}")))
+                .collect();
+        }
+        Err(e) => tracing::debug!(
+            error = format!("{e:#}"),
+            "a batch of writes failed; writing them one by one"
+        ),
+    }
+    items
+        .iter()
+        .map(|item| {
+            write_tx(conn, |conn| apply(conn, std::slice::from_ref(item)))?
+                .pop()
+                .context("a write returned no result")
+        })
+        .collect()
+}

@@ -71,6 +71,14 @@ seed_confirmed() {
   esac
 }
 
+# When the last delivery was recorded sent, in seconds since the epoch (timestamps are UTC).
+last_sent_at() {
+  case "$1" in
+    sqlite://*) sql "$1" "SELECT printf('%.3f', (julianday(max(sent_at)) - 2440587.5) * 86400.0) FROM deliveries" ;;
+    *) sql "$1" "SELECT extract(epoch FROM max(sent_at)) FROM deliveries" ;;
+  esac
+}
+
 # Peak resident memory of a process, in MB (VmHWM).
 peak_rss_mb() {
   awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"

@@ -25,6 +25,11 @@ use crate::email::{Composer, MailSession, Mailer, PreparedMail, SendError};
 const MAX_RETRY_DELAY_SECONDS: u64 = 6 * 3600;
 /// Outcomes written in one transaction at most.
 const OUTCOME_BATCH: usize = 512;
+/// The recorder waits up to this long for more outcomes before writing a batch. Taking only
+/// what was already waiting made ~6,000 small transactions of a 100,000-reader digest on
+/// PostgreSQL; with 20 ms it is ~300, and the send is 5-10 % faster on both backends. A crash
+/// re-sends at most the mail of those 20 ms (its rows are still `sending`).
+const RECORD_LINGER: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub struct Worker {
@@ -223,10 +228,11 @@ impl Worker {
         let mut batch = Vec::with_capacity(OUTCOME_BATCH);
         while let Some(first) = outcomes.recv().await {
             batch.push(first);
+            let deadline = tokio::time::Instant::now() + RECORD_LINGER;
             while batch.len() < OUTCOME_BATCH {
-                match outcomes.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+                match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    _ => break,
                 }
             }
             let mut delay = Duration::from_millis(100);

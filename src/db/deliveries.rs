@@ -405,12 +405,29 @@ fn mark_bounced(
 }
 
 /// A digest is `sent` once none of its deliveries is queued or being sent.
+///
+/// On PostgreSQL the digest's row is locked first. Without it, two workers recording the last
+/// outcomes at the same moment each saw the other's rows still `sending` (not yet committed)
+/// and neither marked the digest sent: it stayed `sending` for good. With the lock the second
+/// one waits for the first to commit, then sees every row done.
 pub fn finish_digests_when_done(
     conn: &mut DbConnection,
     digest_ids: &BTreeSet<i64>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
+    // Ascending ids (a BTreeSet), so two transactions lock digests in the same order.
     for digest_id in digest_ids {
+        if let DbConnection::Postgres(c) = conn {
+            let exists: Option<i64> = digests::table
+                .find(digest_id)
+                .select(digests::id)
+                .for_update()
+                .first(c)
+                .optional()?;
+            if exists.is_none() {
+                continue;
+            }
+        }
         // One open row is enough to know: counting them all cost O(open rows) per batch.
         let open: Option<i64> = deliveries::table
             .filter(deliveries::digest_id.eq(digest_id))

@@ -512,6 +512,7 @@ impl TestApp {
     }
 
     /// Waits until the digest's status is `sent`; returns its status JSON.
+    /// Waits for the digest to be marked `sent`; fails the test after 60 s.
     pub async fn wait_until_sent(&self, token: &str, digest_id: i64) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -521,9 +522,13 @@ impl TestApp {
                 .json()
                 .await
                 .unwrap();
-            if status["status"] == "sent" || Instant::now() > deadline {
+            if status["status"] == "sent" {
                 return status;
             }
+            assert!(
+                Instant::now() < deadline,
+                "digest {digest_id} is not marked sent after 60 s: {status}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -511,8 +511,8 @@ impl TestApp {
         command
     }
 
-    /// Waits until the digest's status is `sent`; returns its status JSON.
-    /// Waits for the digest to be marked `sent`; fails the test after 60 s.
+    /// Waits until the digest's status is `sent` and returns its status JSON; fails the test
+    /// after 60 s.
     pub async fn wait_until_sent(&self, token: &str, digest_id: i64) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

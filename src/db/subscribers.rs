@@ -154,44 +154,64 @@ pub fn record_signups(
         let email = signups[i].email.as_str();
         !known.contains(email) && first_sightings.insert(email)
     });
-    let fresh: Vec<&Signup> = fresh.into_iter().map(|i| &signups[i]).collect();
+    let mut later = others;
 
     if !fresh.is_empty() {
-        let now = now();
-        let values: Vec<NewSubscriber<'_>> = fresh
-            .iter()
-            .map(|s| NewSubscriber {
-                email: s.email.as_str(),
-                name: s.name.as_ref().map(SubscriberName::as_str),
-                status: SubscriberStatus::Pending.as_str(),
-                created_at: now,
-                updated_at: now,
-                confirmed_at: None,
-            })
-            .collect();
-        let inserted: Vec<(i64, String)> =
-            crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
-                .values(&values)
-                .returning((subscribers::id, subscribers::email))
-                .get_results(c))?;
-        let id_of: HashMap<String, i64> = inserted.into_iter().map(|(id, e)| (e, id)).collect();
+        let new: Vec<&Signup> = fresh.iter().map(|&i| &signups[i]).collect();
+        let id_of = insert_pending(conn, &new)?;
         let mut events = Vec::with_capacity(fresh.len());
-        for signup in &fresh {
-            let id = id_of
-                .get(signup.email.as_str())
-                .copied()
-                .context("a new subscriber's id was not returned")?;
-            events.push((id, &signup.context));
+        for i in fresh {
+            let signup = &signups[i];
+            match id_of.get(signup.email.as_str()) {
+                Some(id) => events.push((*id, &signup.context)),
+                // Added by another transaction since we looked: treated as a known address.
+                None => later.push(i),
+            }
         }
         insert_events(conn, EventKind::Subscribed, &events)?;
         let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
         enqueue_for_subscribers(conn, DeliveryKind::Confirmation, &ids)?;
     }
+    later.sort_unstable();
     let mut outcomes = vec![SignupOutcome::ConfirmationQueued; signups.len()];
-    for i in others {
+    for i in later {
         outcomes[i] = record_signup(conn, &signups[i])?;
     }
     Ok(outcomes)
+}
+
+/// Inserts pending subscribers for addresses not on the list; returns the new ids by address.
+/// An address another transaction added meanwhile is left out (`ON CONFLICT DO NOTHING`, which
+/// on PostgreSQL waits for that transaction), and rows go in address order, so two batches
+/// with addresses in common lock them in the same order and cannot deadlock.
+fn insert_pending(
+    conn: &mut DbConnection,
+    signups: &[&Signup],
+) -> QueryResult<HashMap<String, i64>> {
+    let now = now();
+    let mut values: Vec<NewSubscriber<'_>> = signups
+        .iter()
+        .map(|s| NewSubscriber {
+            email: s.email.as_str(),
+            name: s.name.as_ref().map(SubscriberName::as_str),
+            status: SubscriberStatus::Pending.as_str(),
+            created_at: now,
+            updated_at: now,
+            confirmed_at: None,
+        })
+        .collect();
+    values.sort_unstable_by(|a, b| a.email.cmp(b.email));
+    let inserted: Vec<(i64, String)> =
+        crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
+            .values(&values)
+            .on_conflict(subscribers::email)
+            .do_nothing()
+            .returning((subscribers::id, subscribers::email))
+            .get_results(c))?;
+    Ok(inserted
+        .into_iter()
+        .map(|(id, email)| (email, id))
+        .collect())
 }
 
 /// Which of `emails` are on the list already.
@@ -239,17 +259,10 @@ fn record_signup(conn: &mut DbConnection, signup: &Signup) -> anyhow::Result<Sig
         DbConnection::Sqlite(_) => find_subscriber_by_email(conn, signup.email.as_str())?,
     };
     let subscriber_id = match existing {
-        None => {
-            let values = NewSubscriber {
-                email: signup.email.as_str(),
-                name: name.map(SubscriberName::as_str),
-                status: SubscriberStatus::Pending.as_str(),
-                created_at: now,
-                updated_at: now,
-                confirmed_at: None,
-            };
-            insert_subscriber(conn, &values)?
-        }
+        None => insert_pending(conn, &[signup])?
+            .into_values()
+            .next()
+            .context("the address was added by another signup at the same moment; try again")?,
         Some(s) => match SubscriberStatus::parse(&s.status) {
             Some(SubscriberStatus::Confirmed) => return Ok(SignupOutcome::AlreadyConfirmed),
             Some(SubscriberStatus::Pending) => {

@@ -498,15 +498,16 @@ pub fn erase_subscriber(
             })
             .execute(conn)?;
         let hash = crate::domain::hash_email(&subscriber.email);
-        let known: i64 = suppressions::table.find(&hash).count().get_result(conn)?;
-        if known == 0 {
-            diesel::insert_into(suppressions::table)
-                .values((
-                    suppressions::email_hash.eq(&hash),
-                    suppressions::created_at.eq(now()),
-                ))
-                .execute(conn)?;
-        }
+        // Already suppressed (erased before, or by a concurrent erasure): nothing to add.
+        let suppression = (
+            suppressions::email_hash.eq(&hash),
+            suppressions::created_at.eq(now()),
+        );
+        crate::on_backend!(conn, |c| diesel::insert_into(suppressions::table)
+            .values(suppression)
+            .on_conflict(suppressions::email_hash)
+            .do_nothing()
+            .execute(c))?;
         Ok(Some(subscriber.email))
     })
 }

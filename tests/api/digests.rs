@@ -559,6 +559,34 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
             .get_result(c)
     });
     assert_eq!(left, 0);
+
+    // Someone erased may sign up again themselves (double opt-in); erasing them a second time
+    // works and leaves one suppression entry.
+    assert_eq!(app.signup(&email).await.status().as_u16(), 202);
+    let again: i64 = app.query(|c| {
+        use newsletter::db::schema::subscribers::dsl as s;
+        s::subscribers
+            .filter(s::email.eq(&email))
+            .select(s::id)
+            .first(c)
+    });
+    let response = app
+        .client
+        .delete(app.url(&format!("/admin/api/subscribers/{again}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let suppressed: i64 = app.query(|c| {
+        newsletter::db::schema::suppressions::table
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(
+        suppressed, 2,
+        "one per erased address: {email} and pending@example.org"
+    );
 }
 
 #[tokio::test]

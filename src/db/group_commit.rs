@@ -110,19 +110,19 @@ fn apply_batch<T, R>(
 ) -> Vec<anyhow::Result<R>> {
     let mut writing_failed = false;
     let together = write_tx(conn, |conn| {
-        apply(conn, items).inspect_err(|_| writing_failed = true)
+        let results = apply(conn, items).and_then(|results| {
+            anyhow::ensure!(
+                results.len() == items.len(),
+                "{} results for {} writes",
+                results.len(),
+                items.len()
+            );
+            Ok(results)
+        });
+        results.inspect_err(|_| writing_failed = true)
     });
     match together {
-        Ok(results) if results.len() == items.len() => {
-            return results.into_iter().map(Ok).collect();
-        }
-        Ok(results) => {
-            let message = format!("{} results for {} writes", results.len(), items.len());
-            return items
-                .iter()
-                .map(|_| Err(anyhow::anyhow!("{message}")))
-                .collect();
-        }
+        Ok(results) => return results.into_iter().map(Ok).collect(),
         Err(e) if items.len() == 1 => return vec![Err(e)],
         // The transaction itself could not start or commit (a lock held too long, the
         // database gone): trying each alone would only wait as long again, once per item.

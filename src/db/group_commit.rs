@@ -16,7 +16,7 @@ use anyhow::Context;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::Instrument;
 
-use super::{Backend, Db, DbConnection, write_tx};
+use super::{Backend, Db, DbConnection, Unavailable, is_unavailable, write_tx};
 
 /// Most items one transaction holds.
 const MAX_BATCH: usize = 64;
@@ -95,10 +95,21 @@ async fn commit_batches<T, R>(
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), count, "a batch of writes failed");
                 for reply in replies {
-                    let _ = reply.send(Err(anyhow::anyhow!("{e:#}")));
+                    let _ = reply.send(Err(shared_error(&e)));
                 }
             }
         }
+    }
+}
+
+/// One error for every item of a batch. anyhow errors cannot be cloned, so each item gets the
+/// message, marked [`Unavailable`] when the database was out of reach (callers answer 503).
+fn shared_error(error: &anyhow::Error) -> anyhow::Error {
+    let message = format!("{error:#}");
+    if is_unavailable(error) {
+        Unavailable(message).into()
+    } else {
+        anyhow::anyhow!(message)
     }
 }
 
@@ -126,13 +137,7 @@ fn apply_batch<T, R>(
         Err(e) if items.len() == 1 => return vec![Err(e)],
         // The transaction itself could not start or commit (a lock held too long, the
         // database gone): trying each alone would only wait as long again, once per item.
-        Err(e) if !writing_failed => {
-            let message = format!("{e:#}");
-            return items
-                .iter()
-                .map(|_| Err(anyhow::anyhow!("{message}")))
-                .collect();
-        }
+        Err(e) if !writing_failed => return items.iter().map(|_| Err(shared_error(&e))).collect(),
         Err(e) => tracing::debug!(
             error = format!("{e:#}"),
             "a batch of writes failed; writing them one by one"

@@ -10,7 +10,10 @@ pub mod schema;
 pub mod staff_tokens;
 pub mod subscribers;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -118,6 +121,8 @@ pub type Pool = r2d2::Pool<ConnectionManager>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// SQLite: the in-process writer queue of this database file (see [`write_tx`]).
+    writer: Arc<Mutex<()>>,
     backend: Backend,
 }
 
@@ -138,6 +143,10 @@ impl Db {
                 }
             }
         }
+        let writer = match backend {
+            Backend::Sqlite => writer_of(manager.sqlite_path()),
+            Backend::Postgres => Arc::default(),
+        };
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             // No idle minimum: r2d2 would keep opening a spare connection in the background,
@@ -147,7 +156,11 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .context("connecting to the database")?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -178,10 +191,12 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = pool.get().context("no database connection available")?;
+            let _queue = WriterScope::enter(writer);
             work(&mut conn)
         })
         .instrument(tracing::Span::current())
@@ -197,21 +212,56 @@ fn migrations_of(backend: Backend) -> EmbeddedMigrations {
     }
 }
 
+thread_local! {
+    /// The writer queue of the database whose work this blocking thread is running
+    /// ([`Db::run`] sets it); other callers of [`write_tx`] share one process-wide queue.
+    static CURRENT_WRITER: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
+}
+
+/// Sets this thread's writer queue until dropped (also when the work panics).
+struct WriterScope;
+
+impl WriterScope {
+    fn enter(writer: Arc<Mutex<()>>) -> WriterScope {
+        CURRENT_WRITER.with(|current| current.replace(Some(writer)));
+        WriterScope
+    }
+}
+
+impl Drop for WriterScope {
+    fn drop(&mut self) {
+        CURRENT_WRITER.with(|current| current.replace(None));
+    }
+}
+
+/// One writer queue per database (URL) in this process, shared by every [`Db`] opened on it,
+/// so that a writer stuck on one file (a lock held by another process) holds up only that file.
+fn writer_of(url: &str) -> Arc<Mutex<()>> {
+    static WRITERS: Mutex<BTreeMap<String, Arc<Mutex<()>>>> = Mutex::new(BTreeMap::new());
+    let mut writers = WRITERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    writers.entry(url.to_string()).or_default().clone()
+}
+
 /// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so it takes the write lock
 /// up front and waits `busy_timeout` for it, instead of failing when a read turns into a write.
 ///
-/// SQLite has one writer at a time. Within this process, writers queue on a mutex and are handed
-/// the lock as soon as it is free; left to SQLite's busy handler they would sleep in steps of up
+/// SQLite has one writer at a time. Within this process, writers of one database file queue on
+/// a mutex and are handed the lock as soon as it is free; left to SQLite's busy handler they would sleep in steps of up
 /// to 100 ms, which showed as a signup p99 of ~480 ms under load. Other processes (the CLI)
 /// still wait through `busy_timeout`.
 pub fn write_tx<T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static ANY_FILE: Mutex<()> = Mutex::new(());
+    let this_file = CURRENT_WRITER.with(|current| current.borrow().clone());
     let _writer = match conn {
         DbConnection::Sqlite(c) => {
-            let writer = SQLITE_WRITER
+            let writer = this_file
+                .as_deref()
+                .unwrap_or(&ANY_FILE)
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
@@ -237,6 +287,32 @@ pub fn write_tx<T>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The database could not be reached or stayed locked: worth retrying in a moment, unlike a
+/// failed statement.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// Whether `error` means the database is out of reach for now (a lock held past the busy
+/// timeout, no pooled connection, a closed connection) rather than that a statement failed.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    error.chain().any(|cause| {
+        if cause.is::<Unavailable>() || cause.is::<r2d2::PoolError>() {
+            return true;
+        }
+        match cause.downcast_ref::<Error>() {
+            Some(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            Some(Error::DatabaseError(_, info)) => {
+                let message = info.message();
+                message.contains("database is locked")
+                    || message.contains("database table is locked")
+            }
+            _ => false,
+        }
+    })
 }
 
 /// The current time in UTC, as stored in every timestamp column.

@@ -24,8 +24,23 @@ pub enum ApiError {
     BadGateway(String),
     #[error("too many requests; try again in {0} seconds")]
     RateLimited(u64),
+    #[error("the service is busy; please try again in a few seconds")]
+    Unavailable(#[source] anyhow::Error),
     #[error("something went wrong on our side")]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
+}
+
+/// How long a client should wait after a 503, in seconds.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> ApiError {
+        if crate::db::is_unavailable(&error) {
+            ApiError::Unavailable(error)
+        } else {
+            ApiError::Unexpected(error)
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -39,17 +54,31 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Unexpected(e) = self {
-            tracing::error!(error = format!("{e:#}"), "request failed");
+        match self {
+            ApiError::Unexpected(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::Unavailable(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "database unavailable: answered 503"
+                )
+            }
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::RateLimited(seconds) = self {
-            response.insert_header(("Retry-After", seconds.to_string()));
+        match self {
+            ApiError::RateLimited(seconds) => {
+                response.insert_header(("Retry-After", seconds.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header(("Retry-After", UNAVAILABLE_RETRY_AFTER.to_string()));
+            }
+            _ => {}
         }
         if let ApiError::Unauthorized = self {
             response.insert_header(("WWW-Authenticate", "Bearer"));

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::errors::UNAVAILABLE_RETRY_AFTER;
 use super::pages::render;
 use super::subscribe::SignupFormPage;
 use super::{ApiError, client_ip, event_context};
@@ -91,7 +92,7 @@ pub async fn subscribe(
         },
     );
     let masked = email.masked();
-    let outcome = state
+    let submitted = state
         .signups
         .submit(Signup {
             email,
@@ -99,7 +100,26 @@ pub async fn subscribe(
             context,
             max_links_per_hour: state.settings.signup.max_links_per_hour,
         })
-        .await?;
+        .await;
+    let outcome = match submitted.map_err(ApiError::from) {
+        Ok(outcome) => outcome,
+        // A person gets the form back, filled in, with what to do; the API gets 503 JSON.
+        Err(error @ ApiError::Unavailable(_)) if format == Format::Form => {
+            tracing::warn!(subscriber = %masked, "signup not saved: {error}");
+            let mut page = form_again(
+                &state,
+                &form,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We could not save your signup just now. Please try again in a minute.",
+            )?;
+            page.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                UNAVAILABLE_RETRY_AFTER.into(),
+            );
+            return Ok(page);
+        }
+        Err(error) => return Err(error),
+    };
     tracing::info!(subscriber = %masked, ?outcome, "signup");
     if outcome == SignupOutcome::ConfirmationQueued {
         state.wake_worker.notify_one();
@@ -175,19 +195,27 @@ fn invalid(
 ) -> Result<HttpResponse, ApiError> {
     match format {
         Format::Json => Err(ApiError::Invalid(message)),
-        Format::Form => {
-            let mut page = SignupFormPage::new(state);
-            page.email = printable(form.email.as_deref(), 254);
-            page.name = printable(form.name.as_deref(), 100);
-            page.error = Some(capitalize(&message));
-            Ok(render(
-                state,
-                "subscribe",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                page,
-            )?)
-        }
+        Format::Form => form_again(
+            state,
+            form,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &capitalize(&message),
+        ),
     }
+}
+
+/// The signup form again, filled in with what the visitor typed, and the error above it.
+fn form_again(
+    state: &AppState,
+    form: &SignupForm,
+    status: StatusCode,
+    error: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut page = SignupFormPage::new(state);
+    page.email = printable(form.email.as_deref(), 254);
+    page.name = printable(form.name.as_deref(), 100);
+    page.error = Some(error.to_string());
+    Ok(render(state, "subscribe", status, page)?)
 }
 
 /// What the visitor typed, for filling the form again: without control characters, bounded.

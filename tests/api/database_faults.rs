@@ -49,6 +49,70 @@ async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
 }
 
 #[tokio::test]
+async fn a_lock_held_past_the_busy_timeout_answers_503_and_stores_nothing() {
+    if on_postgres() {
+        return;
+    }
+    let app = spawn_app_without_worker(|_| {}).await;
+    let path = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .trim_start_matches("sqlite://")
+        .to_string();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // Another process's writer that does not let go (a stuck backup or migration, say).
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
+        conn.batch_execute(
+            "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
+        )
+        .unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        conn.batch_execute("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+
+    // Both wait out SQLite's busy timeout (10 s), then get a clear answer.
+    let (json, form) = tokio::join!(
+        app.signup("late@example.org"),
+        app.post_form(
+            "/subscriptions",
+            &[("email", "form@example.org"), ("name", "Fern")]
+        )
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+
+    assert_eq!(json.status().as_u16(), 503);
+    assert_eq!(json.headers()["Retry-After"], "5");
+    let body: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "the service is busy; please try again in a few seconds"
+    );
+    assert_eq!(form.status().as_u16(), 503);
+    assert_eq!(form.headers()["Retry-After"], "5");
+    let page = form.text().await.unwrap();
+    assert!(
+        page.contains("We could not save your signup just now"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"form@example.org\""),
+        "filled in again: {page}"
+    );
+    assert_eq!(app.count_subscribers(), 0, "nothing half-written");
+
+    // Once the lock is gone, signing up again works.
+    assert_eq!(app.signup("late@example.org").await.status().as_u16(), 202);
+    assert_eq!(app.count_subscribers(), 1);
+}
+
+#[tokio::test]
 async fn the_worker_recovers_when_postgresql_kills_its_connections_mid_send() {
     if !on_postgres() {
         return;

@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -103,19 +103,27 @@ pub async fn subscribe(
         .await;
     let outcome = match submitted.map_err(ApiError::from) {
         Ok(outcome) => outcome,
-        // A person gets the form back, filled in, with what to do; the API gets 503 JSON.
-        Err(error @ ApiError::Unavailable(_)) if format == Format::Form => {
-            tracing::warn!(subscriber = %masked, "signup not saved: {error}");
-            let mut page = form_again(
-                &state,
-                &form,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "We could not save your signup just now. Please try again in a minute.",
-            )?;
-            page.headers_mut().insert(
-                actix_web::http::header::RETRY_AFTER,
-                UNAVAILABLE_RETRY_AFTER.into(),
-            );
+        // A person gets the form back, filled in, with what to do; the API gets JSON.
+        Err(error) if format == Format::Form => {
+            let unavailable = matches!(error, ApiError::Unavailable(_));
+            let cause = match &error {
+                ApiError::Unavailable(e) | ApiError::Unexpected(e) => format!("{e:#}"),
+                other => other.to_string(),
+            };
+            let message = if unavailable {
+                tracing::warn!(subscriber = %masked, error = cause, "signup not saved");
+                "We could not save your signup just now. Please try again in a minute."
+            } else {
+                tracing::error!(subscriber = %masked, error = cause, "signup failed");
+                "Something went wrong on our side and your signup was not saved. Please try again in a few minutes."
+            };
+            let mut page = form_again(&state, &form, error.status_code(), message)?;
+            if unavailable {
+                page.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    UNAVAILABLE_RETRY_AFTER.into(),
+                );
+            }
             return Ok(page);
         }
         Err(error) => return Err(error),

@@ -140,3 +140,42 @@ async fn a_write_that_fails_inside_a_batch_fails_alone_and_the_others_are_stored
     expected.sort();
     assert_eq!(stored, expected, "every good write stored, none twice");
 }
+
+#[tokio::test]
+async fn sqlite_signups_are_checkpointed_into_the_database_file_in_the_background() {
+    if crate::helpers::on_postgres() {
+        return;
+    }
+    // Commits leave checkpointing to a background task; without it, everything would stay in
+    // the write-ahead log, growing, until the last connection closed.
+    let app = spawn_app_without_worker(|s| s.signup.rate_limit_per_minute = 1_000_000).await;
+    let path = std::path::PathBuf::from(
+        secrecy::ExposeSecret::expose_secret(&app.settings.database.url)
+            .trim_start_matches("sqlite://"),
+    );
+    let before = std::fs::metadata(&path).unwrap().len();
+    let app = &app;
+    let signups = (0..300).map(|i| async move {
+        app.post_json(
+            "/subscriptions",
+            serde_json::json!({ "email": format!("wal{i}@example.org"), "name": "x".repeat(90) }),
+        )
+        .await
+        .status()
+        .as_u16()
+    });
+    assert!(
+        futures_util::future::join_all(signups)
+            .await
+            .iter()
+            .all(|s| *s == 202)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {before} bytes after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

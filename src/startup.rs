@@ -92,10 +92,7 @@ pub struct Parts {
 
 /// Opens the database (running migrations) and builds the mail side.
 pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
-    let db = Db::connect_with_background_checkpoints(
-        &settings.database.url,
-        settings.database.max_connections,
-    )?;
+    let db = Db::connect(&settings.database.url, settings.database.max_connections)?;
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");

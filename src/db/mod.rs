@@ -72,9 +72,6 @@ impl Backend {
 pub struct ConnectionManager {
     backend: Backend,
     url: SecretString,
-    /// SQLite: whether a commit that grows the WAL past 1,000 pages checkpoints it itself.
-    /// Long-running processes turn this off and checkpoint in the background instead.
-    autocheckpoint: bool,
 }
 
 impl ConnectionManager {
@@ -96,13 +93,11 @@ impl ManageConnection for ConnectionManager {
                 let mut conn = SqliteConnection::establish(self.sqlite_path())
                     .map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first: switching to WAL itself needs the lock.
-                let autocheckpoint_pages = if self.autocheckpoint { 1000 } else { 0 };
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;
-                     PRAGMA wal_autocheckpoint = {autocheckpoint_pages};"
+                     PRAGMA foreign_keys = ON;"
                 ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -134,31 +129,10 @@ pub struct Db {
 impl Db {
     /// Opens the pool (creating the SQLite file's folder when needed) without running migrations.
     pub fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Db> {
-        Db::open(url, max_connections, true)
-    }
-
-    /// [`Db::connect`] for a long-running process (`serve`, `worker`); must be called inside a
-    /// tokio runtime. On SQLite, commits no longer checkpoint the WAL into the database file
-    /// (with its fsync) themselves; a background task does it every
-    /// [`CHECKPOINT_INTERVAL`]. In the signup benchmark the checkpoint inside a commit held up
-    /// every signup queued behind it: p99 16-17 ms with it, 10.3-10.5 ms without.
-    pub fn connect_with_background_checkpoints(
-        url: &SecretString,
-        max_connections: u32,
-    ) -> anyhow::Result<Db> {
-        let db = Db::open(url, max_connections, false)?;
-        if db.backend == Backend::Sqlite {
-            tokio::spawn(checkpoint_periodically(db.clone()));
-        }
-        Ok(db)
-    }
-
-    fn open(url: &SecretString, max_connections: u32, autocheckpoint: bool) -> anyhow::Result<Db> {
         let backend = Backend::from_url(url.expose_secret())?;
         let manager = ConnectionManager {
             backend,
             url: url.clone(),
-            autocheckpoint,
         };
         if backend == Backend::Sqlite {
             if let Some(dir) = Path::new(manager.sqlite_path()).parent() {
@@ -228,29 +202,6 @@ impl Db {
         .instrument(tracing::Span::current())
         .await
         .context("database task panicked")?
-    }
-}
-
-/// How often a long-running process checkpoints a SQLite database's WAL.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Copies the WAL into the database file, without waiting for or blocking writers
-/// (`PASSIVE`), for as long as the process runs.
-async fn checkpoint_periodically(db: Db) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let checkpoint = db.run(|conn| {
-            conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
-                .context("checkpointing the SQLite WAL")
-        });
-        if let Err(e) = checkpoint.await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "WAL checkpoint failed; trying again"
-            );
-        }
     }
 }
 

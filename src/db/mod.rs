@@ -32,6 +32,12 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
+/// The commit that grows the WAL past this many pages checkpoints it, and the writers queued
+/// behind it wait. Signup p99 over 20 s at 32 connections (two runs each): 250 pages 14.9 and
+/// 15.5 ms; 500: 15.2 and 15.1; 1,000 (SQLite's default): 17.7 and 17.8; 4,000: 32 and 29.
+/// Checkpointing in the background instead never caught up and let the WAL grow without bound.
+const SQLITE_CHECKPOINT_PAGES: u32 = 500;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgres(PgConnection),
@@ -97,7 +103,8 @@ impl ManageConnection for ConnectionManager {
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;"
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES};"
                 ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))

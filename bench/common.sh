@@ -33,6 +33,17 @@ build() {
   (cd "$ROOT" && cargo build --release --quiet)
 }
 
+# Starts Postfix's smtp-sink on a free loopback port (in sink_port) and points the service's
+# mail at it, as production points it at a relay.
+start_smtp_sink() {
+  sink_port=$(free_port)
+  smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
+  PIDS+=("$!")
+  sleep 0.5
+  export NEWSLETTER__MAIL__TRANSPORT=smtp NEWSLETTER__MAIL__SMTP__HOST=127.0.0.1 \
+    NEWSLETTER__MAIL__SMTP__PORT="$sink_port" NEWSLETTER__MAIL__SMTP__TLS=none
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

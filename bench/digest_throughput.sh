@@ -10,15 +10,10 @@ CONCURRENCY="${CONCURRENCY:-8}"
 install_tools
 build
 
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-PIDS+=("$!")
-sleep 0.5
+start_smtp_sink
 
 settings() {
-  export NEWSLETTER__DATABASE__URL="$1" NEWSLETTER__MAIL__TRANSPORT=smtp \
-    NEWSLETTER__MAIL__SMTP__HOST=127.0.0.1 NEWSLETTER__MAIL__SMTP__PORT="$sink_port" \
-    NEWSLETTER__MAIL__SMTP__TLS=none NEWSLETTER__DELIVERY__CONCURRENCY="$CONCURRENCY" \
+  export NEWSLETTER__DATABASE__URL="$1" NEWSLETTER__DELIVERY__CONCURRENCY="$CONCURRENCY" \
     NEWSLETTER__DELIVERY__BATCH_SIZE=500 NEWSLETTER__SERVER__BASE_URL=https://news.clinic.example \
     NEWSLETTER__MAIL__FROM="Clinic research <news@clinic.example>" RUST_LOG=warn
 }

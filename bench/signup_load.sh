@@ -11,19 +11,14 @@ CONNECTIONS="${CONNECTIONS:-32}"
 install_tools
 build
 
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-PIDS+=("$!")
-sleep 0.5
+start_smtp_sink
 
 for backend in sqlite postgres; do
   url=$(fresh_db "$backend" signup)
   port=$(free_port)
   NEWSLETTER__DATABASE__URL="$url" NEWSLETTER__SERVER__PORT="$port" \
   NEWSLETTER__SERVER__BASE_URL="http://127.0.0.1:$port" \
-  NEWSLETTER__SIGNUP__RATE_LIMIT_PER_MINUTE=100000000 \
-  NEWSLETTER__MAIL__TRANSPORT=smtp NEWSLETTER__MAIL__SMTP__HOST=127.0.0.1 \
-  NEWSLETTER__MAIL__SMTP__PORT="$sink_port" NEWSLETTER__MAIL__SMTP__TLS=none RUST_LOG=warn \
+  NEWSLETTER__SIGNUP__RATE_LIMIT_PER_MINUTE=100000000 RUST_LOG=warn \
     "$BIN" serve >"$WORK/serve-$backend.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")

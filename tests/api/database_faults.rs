@@ -6,7 +6,47 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{on_postgres, spawn_app, spawn_app_without_worker};
+use crate::helpers::{TestApp, on_postgres, spawn_app, spawn_app_without_worker};
+
+/// SQLite's write lock held by a connection of its own (as another process would), with an
+/// uncommitted insert, until [`WriteLock::release`] or `at_most` has passed.
+struct WriteLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl WriteLock {
+    /// Returns once the lock is held.
+    fn hold(app: &TestApp, at_most: Duration) -> WriteLock {
+        let path = app
+            .settings
+            .database
+            .url
+            .expose_secret()
+            .trim_start_matches("sqlite://")
+            .to_string();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
+            conn.batch_execute(
+                "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
+            )
+            .unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(at_most);
+            conn.batch_execute("ROLLBACK").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        WriteLock { release, holder }
+    }
+
+    /// Lets go (if `at_most` has not passed yet) and waits until the lock is free.
+    fn release(self) {
+        let _ = self.release.send(());
+        self.holder.join().unwrap();
+    }
+}
 
 #[tokio::test]
 async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
@@ -14,25 +54,7 @@ async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
         return;
     }
     let app = spawn_app().await;
-    let path = app
-        .settings
-        .database
-        .url
-        .expose_secret()
-        .trim_start_matches("sqlite://")
-        .to_string();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
-        conn.batch_execute(
-            "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
-        )
-        .unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        conn.batch_execute("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = WriteLock::hold(&app, Duration::from_millis(1500));
     let signups = (0..5).map(|i| {
         let app = &app;
         async move {
@@ -43,7 +65,7 @@ async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {
         }
     });
     let statuses = futures_util::future::join_all(signups).await;
-    holder.join().unwrap();
+    lock.release();
     assert_eq!(statuses, [202; 5]);
     assert_eq!(app.count_subscribers(), 5);
 }
@@ -54,27 +76,8 @@ async fn a_lock_held_past_the_busy_timeout_answers_503_and_stores_nothing() {
         return;
     }
     let app = spawn_app_without_worker(|_| {}).await;
-    let path = app
-        .settings
-        .database
-        .url
-        .expose_secret()
-        .trim_start_matches("sqlite://")
-        .to_string();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     // Another process's writer that does not let go (a stuck backup or migration, say).
-    let holder = std::thread::spawn(move || {
-        let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
-        conn.batch_execute(
-            "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
-        )
-        .unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-        conn.batch_execute("ROLLBACK").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = WriteLock::hold(&app, Duration::from_secs(60));
 
     // Both wait out SQLite's busy timeout (10 s), then get a clear answer.
     let (json, form) = tokio::join!(
@@ -84,8 +87,7 @@ async fn a_lock_held_past_the_busy_timeout_answers_503_and_stores_nothing() {
             &[("email", "form@example.org"), ("name", "Fern")]
         )
     );
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
 
     assert_eq!(json.status().as_u16(), 503);
     assert_eq!(json.headers()["Retry-After"], "5");

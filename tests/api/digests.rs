@@ -298,44 +298,23 @@ async fn feeds_that_cannot_be_fetched_or_read_are_clear_errors_and_import_nothin
     let app = spawn_app().await;
     let token = app.staff_token();
     let unreachable = format!("http://127.0.0.1:{}/feed.xml", crate::helpers::free_port());
-    let response = app
-        .admin_post(
-            &token,
-            "/feeds/import",
-            serde_json::json!({ "url": unreachable }),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 502);
-    assert!(
-        response.json::<serde_json::Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("could not be fetched")
-    );
-
     let not_a_feed = serve_feed("<html><body>Not a feed</body></html>");
-    let response = app
-        .admin_post(
-            &token,
-            "/feeds/import",
-            serde_json::json!({ "url": not_a_feed }),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 422);
-    assert!(
-        response.json::<serde_json::Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("RSS or Atom")
-    );
-    let response = app
-        .admin_post(
-            &token,
-            "/feeds/import",
-            serde_json::json!({ "url": "file:///etc/passwd" }),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 422);
+    let cases = [
+        (unreachable.as_str(), 502, "could not be fetched"),
+        (not_a_feed.as_str(), 422, "RSS or Atom"),
+        ("file:///etc/passwd", 422, "http(s) URL"),
+    ];
+    for (url, status, error) in cases {
+        let response = app
+            .admin_post(&token, "/feeds/import", serde_json::json!({ "url": url }))
+            .await;
+        assert_eq!(response.status().as_u16(), status, "{url}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(error),
+            "{url}: {body}"
+        );
+    }
     let listed: serde_json::Value = app
         .admin_get(&token, "/articles")
         .await

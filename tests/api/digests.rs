@@ -103,30 +103,10 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
             .execute(c)
     });
 
-    let response = app
-        .admin_post(
-            &token,
-            &format!("/digests/{id}/send"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 202);
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["queued"],
-        5
-    );
-    let second = app
-        .admin_post(
-            &token,
-            &format!("/digests/{id}/send"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(second.status().as_u16(), 200);
-    assert_eq!(
-        second.json::<serde_json::Value>().await.unwrap()["queued"],
-        0
-    );
+    let (status, first) = app.send_digest(&token, id).await;
+    assert_eq!((status, &first["queued"]), (202, &serde_json::json!(5)));
+    let (status, second) = app.send_digest(&token, id).await;
+    assert_eq!((status, &second["queued"]), (200, &serde_json::json!(0)));
 
     let status = app.wait_until_sent(&token, id).await;
     assert_eq!(status["status"], "sent");
@@ -399,13 +379,7 @@ async fn a_digest_bounce_marks_the_subscriber_and_a_4xx_is_retried() {
         .refuse("ghost0@example.org", 550, "5.1.1 no such user", None);
     app.smtp
         .refuse("busy0@example.org", 451, "4.7.1 greylisted", Some(1));
-    let id = app.draft_digest(&token).await;
-    app.admin_post(
-        &token,
-        &format!("/digests/{id}/send"),
-        serde_json::json!({}),
-    )
-    .await;
+    let id = app.queued_digest(&token).await;
     let status = app.wait_until_sent(&token, id).await;
     assert_eq!(
         (status["sent"].as_i64(), status["failed"].as_i64()),
@@ -573,13 +547,7 @@ async fn someone_who_unsubscribes_mid_send_gets_nothing_more() {
     let app = crate::helpers::spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
     let readers = app.seed_confirmed("r", 4);
-    let id = app.draft_digest(&token).await;
-    app.admin_post(
-        &token,
-        &format!("/digests/{id}/send"),
-        serde_json::json!({}),
-    )
-    .await;
+    let id = app.queued_digest(&token).await;
     app.query(|c| {
         use newsletter::db::schema::subscribers::dsl as s;
         diesel::update(s::subscribers.filter(s::email.eq(&readers[2])))
@@ -620,13 +588,7 @@ async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link(
         };
         newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
     }
-    let id = app.draft_digest(&token).await;
-    app.admin_post(
-        &token,
-        &format!("/digests/{id}/send"),
-        serde_json::json!({}),
-    )
-    .await;
+    let id = app.queued_digest(&token).await;
     app.wait_until_sent(&token, id).await;
     let ann = app.smtp.messages_to("ann@example.org").remove(0);
     let bo = app.smtp.messages_to("bo@example.org").remove(0);

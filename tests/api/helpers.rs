@@ -464,15 +464,17 @@ impl TestApp {
     /// A draft as above, sent: one delivery per confirmed subscriber is queued.
     pub async fn queued_digest(&self, token: &str) -> i64 {
         let id = self.draft_digest(token).await;
-        let path = format!("/digests/{id}/send");
-        assert_eq!(
-            self.admin_post(token, &path, serde_json::json!({}))
-                .await
-                .status()
-                .as_u16(),
-            202
-        );
+        let (status, body) = self.send_digest(token, id).await;
+        assert_eq!(status, 202, "{body}");
         id
+    }
+
+    /// `POST /admin/api/digests/{id}/send`: the answer's status and JSON.
+    pub async fn send_digest(&self, token: &str, id: i64) -> (u16, serde_json::Value) {
+        let response = self
+            .admin_post(token, &format!("/digests/{id}/send"), serde_json::json!({}))
+            .await;
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// How many messages each recipient got over SMTP.

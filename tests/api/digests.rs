@@ -444,22 +444,11 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
         .as_str()
         .unwrap()
         .to_string();
-    let response = app
-        .client
-        .delete(app.url(&format!("/admin/api/subscribers/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/subscribers/{id}");
+    let response = app.admin_delete(&token, &path).await;
     assert_eq!(response.status().as_u16(), 204);
     assert_eq!(app.subscriber_status(&email), None);
-    let response = app
-        .client
-        .delete(app.url(&format!("/admin/api/subscribers/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.admin_delete(&token, &path).await;
     assert_eq!(response.status().as_u16(), 404);
     // Only an anonymous trace is left, and an import cannot bring them back.
     let traces: Vec<(Option<i64>, String, Option<String>)> = app.query(|c| {
@@ -488,21 +477,10 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
 
     // Erasing someone with mail in the queue takes their deliveries too.
     app.smtp.wait_for("pending@example.org", 1).await;
-    let pending: i64 = app.query(|c| {
-        use newsletter::db::schema::subscribers::dsl as s;
-        s::subscribers
-            .filter(s::email.eq("pending@example.org"))
-            .select(s::id)
-            .first(c)
-    });
-    let path = format!("/admin/api/subscribers/{pending}");
+    let pending = app.subscriber_id("pending@example.org");
     let response = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .admin_delete(&token, &format!("/subscribers/{pending}"))
+        .await;
     assert_eq!(response.status().as_u16(), 204);
     let left: i64 = app.query(|c| {
         use newsletter::db::schema::deliveries::dsl as d;
@@ -516,20 +494,10 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
     // Someone erased may sign up again themselves (double opt-in); erasing them a second time
     // works and leaves one suppression entry.
     assert_eq!(app.signup(&email).await.status().as_u16(), 202);
-    let again: i64 = app.query(|c| {
-        use newsletter::db::schema::subscribers::dsl as s;
-        s::subscribers
-            .filter(s::email.eq(&email))
-            .select(s::id)
-            .first(c)
-    });
+    let again = app.subscriber_id(&email);
     let response = app
-        .client
-        .delete(app.url(&format!("/admin/api/subscribers/{again}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .admin_delete(&token, &format!("/subscribers/{again}"))
+        .await;
     assert_eq!(response.status().as_u16(), 204);
     let suppressed: i64 = app.query(|c| {
         newsletter::db::schema::suppressions::table

@@ -425,6 +425,15 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/admin/api{path}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `n` confirmed subscribers added straight to the database (as an import would).
     pub fn seed_confirmed(&self, prefix: &str, n: usize) -> Vec<String> {
         use newsletter::domain::SubscriberEmail;
@@ -596,6 +605,17 @@ impl TestApp {
                 .select(s::status)
                 .first(c)
                 .optional()
+        })
+    }
+
+    pub fn subscriber_id(&self, email: &str) -> i64 {
+        use newsletter::db::schema::subscribers::dsl as s;
+        let email = email.to_string();
+        self.query(move |c| {
+            s::subscribers
+                .filter(s::email.eq(email))
+                .select(s::id)
+                .first(c)
         })
     }
 

@@ -17,8 +17,9 @@ use crate::db::subscribers::{
     EventContext, erase_subscriber, find_subscriber_by_email, import_subscribers, list_subscribers,
     subscribers_after,
 };
-use crate::digest::{PreviewFormat, import_feed, parse_article, parse_digest, preview, send_test};
+use crate::digests::{PreviewFormat, parse_article, parse_digest, preview, send_test};
 use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::feeds::import_feed;
 use crate::startup::build_parts;
 
 /// How long `digest send --wait` sees no progress before it says no worker seems to run.

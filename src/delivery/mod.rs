@@ -191,7 +191,7 @@ impl Worker {
         if let Some(content) = self.digests.lock().await.get(&digest_id) {
             return Ok(content.clone());
         }
-        let content = crate::digest::load_content(&self.db, digest_id).await?;
+        let content = crate::digests::load_content(&self.db, digest_id).await?;
         let content = Arc::new(self.composer.prepare_digest(&content)?);
         self.digests.lock().await.insert(digest_id, content.clone());
         Ok(content)

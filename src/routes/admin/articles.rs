@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{PageQuery, Staff};
 use crate::db::articles::{insert_article, list_articles as load_articles};
-use crate::digest::parse_article;
+use crate::digests::parse_article;
 use crate::routes::ApiError;
 use crate::startup::AppState;
 

@@ -10,7 +10,7 @@ use crate::db::digests::{
     CreateDigestError, Digest, SendStart, create_digest as create, digest_progress, find_digest,
     list_digests as load_digests, queue_digest,
 };
-use crate::digest::{PreviewFormat, TestSendError, parse_digest, preview, send_test};
+use crate::digests::{PreviewFormat, TestSendError, parse_digest, preview, send_test};
 use crate::routes::ApiError;
 use crate::startup::AppState;
 

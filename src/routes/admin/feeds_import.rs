@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::Staff;
-use crate::digest::{FeedError, import_feed as import};
+use crate::feeds::{FeedError, import_feed as import};
 use crate::routes::ApiError;
 use crate::startup::AppState;
 

@@ -1,0 +1,57 @@
+//! The parts of a digest that are the same for every reader: its subject, its Markdown intro
+//! as HTML and as text, and its articles, read from the database.
+
+use anyhow::Context;
+use pulldown_cmark::{Event, Parser, html};
+
+use crate::db::Db;
+use crate::db::digests::{digest_articles, find_digest};
+use crate::email::{ArticleView, DigestContent};
+
+/// The parts of a digest that are the same for everyone, rendered once.
+pub async fn load_content(db: &Db, digest_id: i64) -> anyhow::Result<DigestContent> {
+    let (digest, articles) = db
+        .run(move |conn| {
+            let digest = find_digest(conn, digest_id)?
+                .with_context(|| format!("digest {digest_id} does not exist"))?;
+            Ok((digest, digest_articles(conn, digest_id)?))
+        })
+        .await?;
+    Ok(DigestContent {
+        subject: digest.subject,
+        intro_html: markdown_to_html(&digest.intro),
+        intro_text: digest.intro.trim().to_string(),
+        articles: articles
+            .into_iter()
+            .map(|a| ArticleView {
+                title: a.title,
+                url: a.url,
+                summary: a.summary,
+                published: a.published_at.format("%-d %B %Y").to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// Markdown to HTML, with any raw HTML in it shown as text rather than passed through.
+pub fn markdown_to_html(markdown: &str) -> String {
+    let events = Parser::new(markdown).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_intros_render_but_raw_html_is_shown_as_text() {
+        let html = markdown_to_html("Two new **studies** <script>x</script>");
+        assert!(html.contains("<strong>studies</strong>"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}

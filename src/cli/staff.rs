@@ -12,9 +12,10 @@ use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::articles::{insert_article, list_articles};
 use crate::db::digests::{SendStart, create_digest, digest_progress, list_digests, queue_digest};
+use crate::db::events::EventContext;
 use crate::db::staff_tokens::{create_staff_token, list_staff_tokens, revoke_staff_token};
 use crate::db::subscribers::{
-    EventContext, erase_subscriber, find_subscriber_by_email, import_subscribers, list_subscribers,
+    erase_subscriber, find_subscriber_by_email, import_subscribers, list_subscribers,
     subscribers_after,
 };
 use crate::digests::{PreviewFormat, parse_article, parse_digest, preview, send_test};

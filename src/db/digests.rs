@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
 
 use super::articles::Article;
-use super::deliveries::finish_digests_when_done;
+use super::queue::finish_digests_when_done;
 use super::schema::{articles, deliveries, digest_articles, digests};
 use super::{DbConnection, now, write_tx};
 use crate::domain::{DeliveryStatus, DigestStatus};

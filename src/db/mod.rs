@@ -3,9 +3,10 @@
 //! such), and every query runs on a blocking thread through [`Db::run`].
 
 pub mod articles;
-pub mod deliveries;
 pub mod digests;
+pub mod events;
 pub mod group_commit;
+pub mod queue;
 pub mod schema;
 pub mod staff_tokens;
 pub mod subscribers;

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tracing::Instrument;
 
 use crate::configuration::Settings;
-use crate::db::deliveries::{
+use crate::db::queue::{
     ClaimTerms, ClaimedDelivery, DeliveryOutcome, claim_due_deliveries, record_delivery_outcomes,
 };
 use crate::db::{Db, now};

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::content::load_content;
 use crate::db::Db;
-use crate::db::deliveries::ClaimedDelivery;
+use crate::db::queue::ClaimedDelivery;
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
 use crate::email::{Composer, Mailer, RenderedEmail, SendError};
 

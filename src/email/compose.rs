@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::templates::{RenderedEmail, Templates};
 use crate::configuration::Settings;
-use crate::db::deliveries::ClaimedDelivery;
+use crate::db::queue::ClaimedDelivery;
 use crate::domain::{DeliveryKind, SubscriberEmail};
 
 /// An article as the digest templates show it.

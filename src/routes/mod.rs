@@ -20,7 +20,7 @@ pub use unsubscribe::{unsubscribe, unsubscribe_page};
 
 use actix_web::HttpRequest;
 
-use crate::db::subscribers::EventContext;
+use crate::db::events::EventContext;
 use crate::startup::AppState;
 
 /// The client address for rate limits and the consent ledger.

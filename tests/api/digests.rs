@@ -467,7 +467,7 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
         newsletter::domain::SubscriberEmail::parse(&email.to_uppercase()).unwrap(),
         None,
     )];
-    let context = newsletter::db::subscribers::EventContext {
+    let context = newsletter::db::events::EventContext {
         source: "import".into(),
         ..Default::default()
     };
@@ -550,7 +550,7 @@ async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link(
     ];
     {
         let mut conn = app.db.get().unwrap();
-        let context = newsletter::db::subscribers::EventContext {
+        let context = newsletter::db::events::EventContext {
             source: "test".into(),
             ..Default::default()
         };

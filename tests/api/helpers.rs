@@ -443,7 +443,7 @@ impl TestApp {
             .map(|e| (SubscriberEmail::parse(e).unwrap(), None))
             .collect();
         let mut conn = self.db.get().unwrap();
-        let context = newsletter::db::subscribers::EventContext {
+        let context = newsletter::db::events::EventContext {
             source: "test".into(),
             ..Default::default()
         };

@@ -1,5 +1,5 @@
 use diesel::prelude::*;
-use newsletter::db::deliveries::enqueue_for_subscribers;
+use newsletter::db::queue::enqueue_for_subscribers;
 use newsletter::db::schema::subscribers;
 use newsletter::domain::DeliveryKind;
 

@@ -1,0 +1,48 @@
+//! Putting mail in the queue.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::deliveries;
+use crate::db::{DbConnection, now};
+use crate::domain::{DeliveryKind, DeliveryStatus};
+
+#[derive(Insertable)]
+#[diesel(table_name = deliveries, treat_none_as_default_value = false)]
+struct NewDelivery<'a> {
+    kind: &'a str,
+    priority: i32,
+    subscriber_id: Option<i64>,
+    digest_id: Option<i64>,
+    to_address: Option<&'a str>,
+    status: &'a str,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+}
+
+/// Queues one mail of `kind` to each subscriber, due now, in one statement.
+pub fn enqueue_for_subscribers(
+    conn: &mut DbConnection,
+    kind: DeliveryKind,
+    subscriber_ids: &[i64],
+) -> QueryResult<usize> {
+    let now = now();
+    let rows: Vec<NewDelivery<'_>> = subscriber_ids
+        .iter()
+        .map(|id| NewDelivery {
+            kind: kind.as_str(),
+            priority: kind.priority(),
+            subscriber_id: Some(*id),
+            digest_id: None,
+            to_address: None,
+            status: DeliveryStatus::Queued.as_str(),
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        })
+        .collect();
+    crate::on_backend!(conn, |c| diesel::insert_into(deliveries::table)
+        .values(&rows)
+        .execute(c))
+}

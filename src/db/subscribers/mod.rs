@@ -1,0 +1,118 @@
+//! Subscribers: the list itself. Each operation on it has a file of its own: `signup`,
+//! `confirm`, `unsubscribe`, `import` and `erase`; this one holds the row and the lookups.
+
+mod confirm;
+mod erase;
+mod import;
+mod signup;
+mod unsubscribe;
+
+pub use confirm::{ConfirmOutcome, confirm_subscriber};
+pub use erase::erase_subscriber;
+pub use import::{ImportReport, import_subscribers};
+pub use signup::{Signup, SignupOutcome, record_signups};
+pub use unsubscribe::{find_subscriber_by_unsubscribe_token, unsubscribe_subscriber};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::subscribers;
+use crate::domain::SubscriberStatus;
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = subscribers)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub confirmed_at: Option<NaiveDateTime>,
+    pub unsubscribed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = subscribers, treat_none_as_default_value = false)]
+pub(super) struct NewSubscriber<'a> {
+    pub(super) email: &'a str,
+    pub(super) name: Option<&'a str>,
+    pub(super) status: &'a str,
+    pub(super) created_at: NaiveDateTime,
+    pub(super) updated_at: NaiveDateTime,
+    pub(super) confirmed_at: Option<NaiveDateTime>,
+}
+
+/// Inserts a subscriber and returns the new id.
+pub(super) fn insert_subscriber(
+    conn: &mut DbConnection,
+    values: &NewSubscriber<'_>,
+) -> QueryResult<i64> {
+    crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
+        .values(values)
+        .returning(subscribers::id)
+        .get_result(c))
+}
+
+pub fn find_subscriber_by_email(
+    conn: &mut DbConnection,
+    email: &str,
+) -> QueryResult<Option<Subscriber>> {
+    subscribers::table
+        .filter(subscribers::email.eq(email))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_subscriber(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Subscriber>> {
+    subscribers::table
+        .find(id)
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// One page of subscribers (newest first) and how many there are in all.
+pub fn list_subscribers(
+    conn: &mut DbConnection,
+    status: Option<SubscriberStatus>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<Subscriber>, i64)> {
+    let mut query = subscribers::table.into_boxed();
+    let mut count = subscribers::table.into_boxed();
+    if let Some(status) = status {
+        query = query.filter(subscribers::status.eq(status.as_str()));
+        count = count.filter(subscribers::status.eq(status.as_str()));
+    }
+    let total = count.count().get_result(conn)?;
+    let rows = query
+        .order(subscribers::id.desc())
+        .limit(per_page)
+        .offset((page - 1).max(0) * per_page)
+        .select(Subscriber::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Subscribers with an id above `after`, in id order: for streaming exports.
+pub fn subscribers_after(
+    conn: &mut DbConnection,
+    status: Option<SubscriberStatus>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<Subscriber>> {
+    let mut query = subscribers::table
+        .filter(subscribers::id.gt(after))
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(subscribers::status.eq(status.as_str()));
+    }
+    query
+        .order(subscribers::id)
+        .limit(limit)
+        .select(Subscriber::as_select())
+        .load(conn)
+}

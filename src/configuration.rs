@@ -107,6 +107,7 @@ pub struct DeliverySettings {
     pub lease_seconds: u64,
     pub poll_interval_ms: u64,
     pub batch_size: i64,
+    pub pause_after_failures: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

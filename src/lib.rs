@@ -10,6 +10,7 @@ pub mod digests;
 pub mod domain;
 pub mod email;
 pub mod feeds;
+pub mod list_csv;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -18,7 +18,7 @@ use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::group_commit::GroupCommit;
 use crate::db::subscribers::{Signup, SignupOutcome, record_signups};
-use crate::delivery::Worker;
+use crate::delivery::{DbWorker, DigestGate};
 use crate::email::{Composer, Mailer, Templates};
 use crate::routes;
 
@@ -28,6 +28,8 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub settings: Arc<Settings>,
     pub wake_worker: Arc<Notify>,
+    /// What this process's worker knows of paused and cancelled digests.
+    pub digest_gate: DigestGate,
     /// Signups are written in shared transactions (see [`crate::db::group_commit`]).
     pub signups: GroupCommit<Signup, SignupOutcome>,
     pub signup_limiter: SignupLimiter,
@@ -79,7 +81,7 @@ fn normalize_client(client: &str) -> String {
 pub struct Application {
     port: u16,
     server: Server,
-    worker: Option<Worker>,
+    worker: Option<DbWorker>,
     db: Db,
 }
 
@@ -118,25 +120,19 @@ impl Application {
             TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
         let port = listener.local_addr()?.port();
         let wake = Arc::new(Notify::new());
+        let gate = DigestGate::default();
         let state = web::Data::new(AppState {
             db: parts.db.clone(),
             templates: parts.templates.clone(),
             settings: settings.clone(),
             wake_worker: wake.clone(),
+            digest_gate: gate.clone(),
             signups: GroupCommit::start(parts.db.clone(), record_signups),
             signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
             composer: parts.composer.clone(),
             mailer: parts.mailer.clone(),
         });
-        let worker = with_worker.then(|| {
-            Worker::new(
-                parts.db.clone(),
-                parts.mailer.clone(),
-                parts.composer.clone(),
-                settings.clone(),
-                wake,
-            )
-        });
+        let worker = with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate));
         let server = run_server(listener, state, settings.server.max_body_bytes)?;
         tracing::info!(%address, port, base_url = settings.base_url(), "listening");
         Ok(Application {

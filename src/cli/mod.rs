@@ -1,13 +1,19 @@
-//! The `newsletter` command line: one binary for the service, the worker and staff tasks.
+//! The `newsletter` command line: one binary for the service, the worker and staff tasks. Staff
+//! commands work on the database directly, so they run beside a live `serve`; the running
+//! worker does the sending.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 use crate::configuration::Settings;
+use crate::db::Db;
 use crate::startup::{Application, build_parts};
 
-mod staff;
+mod articles;
+mod digests;
+mod subscribers;
+mod tokens;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -115,6 +121,12 @@ pub enum DigestCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Stop a send: the mail in flight finishes, nothing more goes out until `resume`
+    Pause { id: i64 },
+    /// Go on with a paused send from where it stopped (refusals about us are tried again)
+    Resume { id: i64 },
+    /// End a send for good: what is not yet sent is skipped
+    Cancel { id: i64 },
     /// How far a send has come
     Status { id: i64 },
     /// List digests
@@ -127,6 +139,9 @@ pub enum SubscribersCommand {
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Only this address (in any letter case)
+        #[arg(long)]
+        email: Option<String>,
         #[arg(long, default_value_t = 1)]
         page: i64,
     },
@@ -137,8 +152,21 @@ pub enum SubscribersCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Add confirmed subscribers from a CSV file with an `email` column (and optional `name`)
-    Import { file: PathBuf },
+    /// Add people from a CSV file with an `email` column (and optional `name`, `status`,
+    /// `created_at`, `confirmed_at`, `unsubscribed_at`, as `export` writes them). People with a
+    /// status keep it; people without one are added pending and asked to confirm by mail,
+    /// unless --confirmed --consent says how they agreed
+    Import {
+        file: PathBuf,
+        /// Add people without a status as confirmed (needs --consent)
+        #[arg(long, requires = "consent")]
+        confirmed: bool,
+        /// How they agreed, kept in the consent ledger (e.g. "ticked the box at the 2026 open day")
+        #[arg(long, requires = "confirmed", value_name = "TEXT")]
+        consent: Option<String>,
+    },
+    /// Unsubscribe a person (who asked by phone, say); nothing more is sent to them
+    Unsubscribe { email: String },
     /// Erase a person's data, keeping only a hash so an import cannot re-add them
     Erase { email: String },
 }
@@ -159,19 +187,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{applied} migration(s) applied");
             Ok(())
         }
-        Command::Token(command) => staff::token(&settings, command).await,
-        Command::Articles(command) => staff::articles(&settings, command).await,
-        Command::Digest(command) => staff::digest(&settings, command).await,
-        Command::Subscribers(command) => staff::subscribers(&settings, command).await,
+        Command::Token(command) => tokens::token(&settings, command).await,
+        Command::Articles(command) => articles::articles(&settings, command).await,
+        Command::Digest(command) => digests::digest(&settings, command).await,
+        Command::Subscribers(command) => subscribers::subscribers(&settings, command).await,
     }
 }
 
+/// The database for a staff command, which runs beside a live `serve`.
+fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database.url, 2)?;
+    db.migrate()?;
+    Ok(db)
+}
+
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
-    let settings = std::sync::Arc::new(settings);
     let parts = build_parts(&settings)?;
-    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let worker =
-        crate::delivery::Worker::new(parts.db, parts.mailer, parts.composer, settings, wake);
+    let worker = crate::delivery::DbWorker::from_parts(
+        &parts,
+        &settings,
+        std::sync::Arc::default(),
+        crate::delivery::DigestGate::default(),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(worker.run_until_stopped(stop_rx));
     shutdown_signal().await;

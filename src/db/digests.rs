@@ -1,7 +1,8 @@
 //! Digests: a subject, a Markdown intro and a list of articles; sending one queues a delivery
-//! per confirmed subscriber in a single INSERT … SELECT.
+//! per confirmed subscriber in a single INSERT … SELECT. Staff can pause, resume and cancel a
+//! send; workers see the change at their next claim or record (see `crate::delivery`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ use super::articles::Article;
 use super::queue::finish_digests_when_done;
 use super::schema::{articles, deliveries, digest_articles, digests};
 use super::{DbConnection, now, write_tx};
-use crate::domain::{DeliveryStatus, DigestStatus};
+use crate::domain::{DeliveryStatus, DigestStatus, FailureKind};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = digests)]
@@ -25,6 +26,7 @@ pub struct Digest {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    pub status_reason: Option<String>,
 }
 
 /// Which articles a new digest holds.
@@ -247,13 +249,18 @@ pub struct DigestProgress {
     pub id: i64,
     pub subject: String,
     pub status: String,
+    /// Why it is paused or cancelled, in words for staff.
+    pub status_reason: Option<String>,
     pub recipients: i64,
     /// Waiting or being sent right now.
     pub queued: i64,
     pub sent: i64,
     pub failed: i64,
-    /// Not sent because the person left (or bounced) before their turn.
+    /// Not sent because the person left (or bounced) before their turn, or the send was
+    /// cancelled.
     pub skipped: i64,
+    /// The failures by cause: `bounce`, `recipient`, `sender` (refusals about us) and `local`.
+    pub failures: BTreeMap<String, i64>,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
 }
@@ -265,29 +272,176 @@ pub fn digest_progress(
     let Some(digest) = find_digest(conn, digest_id)? else {
         return Ok(None);
     };
-    let counts: Vec<(String, i64)> = deliveries::table
+    let counts: Vec<(String, Option<String>, i64)> = deliveries::table
         .filter(deliveries::digest_id.eq(digest_id))
         .filter(deliveries::kind.eq("digest"))
-        .group_by(deliveries::status)
-        .select((deliveries::status, diesel::dsl::count_star()))
+        .group_by((deliveries::status, deliveries::failure))
+        .select((
+            deliveries::status,
+            deliveries::failure,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)?;
     let count = |wanted: &[DeliveryStatus]| -> i64 {
         counts
             .iter()
-            .filter(|(status, _)| wanted.iter().any(|w| w.as_str() == status))
-            .map(|(_, n)| n)
+            .filter(|(status, _, _)| wanted.iter().any(|w| w.as_str() == status))
+            .map(|(_, _, n)| n)
             .sum()
     };
+    let mut failures: BTreeMap<String, i64> = [
+        FailureKind::Bounce,
+        FailureKind::Recipient,
+        FailureKind::Sender,
+        FailureKind::Local,
+    ]
+    .into_iter()
+    .map(|kind| (kind.as_str().to_string(), 0))
+    .collect();
+    for (status, failure, n) in &counts {
+        if let (DeliveryStatus::Failed, Some(failure)) = (
+            DeliveryStatus::parse(status).unwrap_or(DeliveryStatus::Queued),
+            failure,
+        ) {
+            *failures.entry(failure.clone()).or_default() += n;
+        }
+    }
     Ok(Some(DigestProgress {
         id: digest.id,
         subject: digest.subject,
         status: digest.status,
+        status_reason: digest.status_reason,
         recipients: digest.recipients,
         queued: count(&[DeliveryStatus::Queued, DeliveryStatus::Sending]),
         sent: count(&[DeliveryStatus::Sent]),
         failed: count(&[DeliveryStatus::Failed]),
         skipped: count(&[DeliveryStatus::Skipped]),
+        failures,
         started_at: digest.started_at,
         finished_at: digest.finished_at,
     }))
+}
+
+/// What a pause, resume or cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The digest is now in this status.
+    Done(DigestStatus),
+    /// It was in that status already: nothing changed.
+    Already(DigestStatus),
+    /// Not from this status (a draft cannot be paused, a sent digest not cancelled).
+    NotFrom(DigestStatus),
+    NotFound,
+}
+
+/// Stops a sending digest: nothing more is claimed, and workers hand back what they hold but
+/// have not sent. `reason` says who paused it.
+pub fn pause_digest(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    reason: &str,
+) -> anyhow::Result<Transition> {
+    write_tx(conn, |conn| {
+        let changed = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq(DigestStatus::Sending.as_str())),
+        )
+        .set((
+            digests::status.eq(DigestStatus::Paused.as_str()),
+            digests::status_reason.eq(reason),
+        ))
+        .execute(conn)?;
+        transition(conn, digest_id, changed, DigestStatus::Paused)
+    })
+}
+
+/// Sends a paused digest on from where it stopped. Mail refused for reasons about us (what
+/// paused it, usually) is queued again; whatever was sent is not sent again.
+pub fn resume_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<Transition> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let changed = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq(DigestStatus::Paused.as_str())),
+        )
+        .set((
+            digests::status.eq(DigestStatus::Sending.as_str()),
+            digests::status_reason.eq(None::<String>),
+            digests::failure_streak.eq(0),
+        ))
+        .execute(conn)?;
+        if changed == 1 {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::digest_id.eq(digest_id))
+                    .filter(deliveries::status.eq(DeliveryStatus::Failed.as_str()))
+                    .filter(deliveries::failure.eq(FailureKind::Sender.as_str())),
+            )
+            .set((
+                deliveries::status.eq(DeliveryStatus::Queued.as_str()),
+                deliveries::failure.eq(None::<String>),
+                deliveries::next_attempt_at.eq(now),
+            ))
+            .execute(conn)?;
+            finish_digests_when_done(conn, &BTreeSet::from([digest_id]), now)?;
+        }
+        transition(conn, digest_id, changed, DigestStatus::Sending)
+    })
+}
+
+/// Ends a send for good: everything not yet sent becomes `skipped`; what is in flight finishes.
+pub fn cancel_digest(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    reason: &str,
+) -> anyhow::Result<Transition> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let changed = diesel::update(digests::table.find(digest_id).filter(
+            digests::status.eq_any([
+                DigestStatus::Sending.as_str(),
+                DigestStatus::Paused.as_str(),
+                DigestStatus::Scheduled.as_str(),
+            ]),
+        ))
+        .set((
+            digests::status.eq(DigestStatus::Cancelled.as_str()),
+            digests::status_reason.eq(reason),
+            digests::finished_at.eq(now),
+        ))
+        .execute(conn)?;
+        if changed == 1 {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::digest_id.eq(digest_id))
+                    .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str())),
+            )
+            .set(deliveries::status.eq(DeliveryStatus::Skipped.as_str()))
+            .execute(conn)?;
+        }
+        transition(conn, digest_id, changed, DigestStatus::Cancelled)
+    })
+}
+
+fn transition(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    changed: usize,
+    target: DigestStatus,
+) -> anyhow::Result<Transition> {
+    if changed == 1 {
+        return Ok(Transition::Done(target));
+    }
+    let status = digests::table
+        .find(digest_id)
+        .select(digests::status)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(match status.as_deref().and_then(DigestStatus::parse) {
+        None => Transition::NotFound,
+        Some(status) if status == target => Transition::Already(status),
+        Some(status) => Transition::NotFrom(status),
+    })
 }

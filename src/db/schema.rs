@@ -4,6 +4,7 @@ diesel::table! {
     subscribers (id) {
         id -> BigInt,
         email -> Text,
+        email_key -> Text,
         name -> Nullable<Text>,
         status -> Text,
         created_at -> Timestamp,
@@ -22,6 +23,7 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         source -> Text,
         created_at -> Timestamp,
+        detail -> Nullable<Text>,
     }
 }
 
@@ -58,6 +60,8 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        status_reason -> Nullable<Text>,
+        failure_streak -> Integer,
     }
 }
 
@@ -86,6 +90,16 @@ diesel::table! {
         message_id -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        claim_id -> Nullable<BigInt>,
+        failure -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    retired_unsubscribe_tokens (token_hash) {
+        token_hash -> Text,
+        delivery_id -> BigInt,
+        created_at -> Timestamp,
     }
 }
 
@@ -124,4 +138,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     staff_tokens,
     suppressions,
+    retired_unsubscribe_tokens,
 );

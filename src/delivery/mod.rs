@@ -1,293 +1,330 @@
 //! The delivery worker: claims due rows from the queue, renders and sends each mail over one
-//! of `delivery.concurrency` mail sessions, and records outcomes in batches. It runs inside
-//! `serve` and alone as `worker`; on PostgreSQL any number of them share the queue.
+//! of `delivery.concurrency` mail sessions, and records outcomes. It runs inside `serve` and
+//! alone as `worker`; on PostgreSQL any number of them share the queue. It depends on a small
+//! [`Store`] and a small [`Messenger`], so it can be tested alone.
+//!
+//! The promises, and how they are kept:
+//! - **A crashed worker's mail goes out again within seconds.** Leases are short
+//!   (`lease_seconds`, 30 s) and a live worker renews the leases of what it holds every third
+//!   of that, however slow the relay. When a worker dies its rows come back when the lease runs
+//!   out, and the next claim (of any worker) takes them.
+//! - **Few copies twice.** At most 2 × `concurrency` mails are between their hand-off to SMTP
+//!   and their recorded outcome (a window: a sender takes a permit before it sends, and the
+//!   recorder gives it back once the outcome is committed). A crash can send only those again.
+//!   When the database cannot record, sending stops with the window full.
+//! - **A worker holds little.** It claims what it will send in the next 50 ms or so (at least
+//!   `concurrency`, at most `batch_size`), so a pause, a cancel or an unsubscribe catches
+//!   everything but that, and the rows of a crashed worker are few.
+//! - **A pause stops sending.** Before each message a sender checks the digest in the
+//!   [`DigestGate`]; what it holds of a paused or cancelled digest goes back unsent.
+
+mod gate;
+mod messenger;
+mod record;
+mod send;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use gate::DigestGate;
+pub use messenger::{Messenger, Session};
+pub use store::{Claimed, DbStore, Job, Store};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::NaiveDateTime;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Mutex, Notify, mpsc, watch};
+use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::configuration::Settings;
-use crate::db::queue::{
-    ClaimTerms, ClaimedDelivery, DeliveryOutcome, claim_due_deliveries, record_delivery_outcomes,
-};
-use crate::db::{Db, now};
-use crate::domain::{DeliveryKind, mask_address};
-use crate::email::{Composer, MailSession, Mailer, PreparedMail, SendError};
+use crate::configuration::{DeliverySettings, Settings};
+use crate::email::Composer;
 
-/// Longest wait between two attempts of one delivery.
-const MAX_RETRY_DELAY_SECONDS: u64 = 6 * 3600;
-/// Outcomes written in one transaction at most.
-const OUTCOME_BATCH: usize = 512;
-/// The recorder waits up to this long for more outcomes before writing a batch. Taking only
-/// what was already waiting made ~6,000 small transactions of a 100,000-reader digest on
-/// PostgreSQL; with 20 ms it is ~300, and the send is 5-10 % faster on both backends. A crash
-/// re-sends at most the mail of those 20 ms (its rows are still `sending`).
-const RECORD_LINGER: Duration = Duration::from_millis(20);
+/// How much sending a worker holds claimed ahead of its senders.
+const HOLD_AHEAD: Duration = Duration::from_millis(50);
+/// How often a worker looks for rows whose lease ran out.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
-#[derive(Clone)]
-pub struct Worker {
-    db: Db,
-    mailer: Mailer,
-    composer: Arc<Composer>,
-    settings: Arc<Settings>,
-    wake: Arc<Notify>,
-    digests: Arc<Mutex<HashMap<i64, Arc<PreparedMail>>>>,
+/// The settings the worker runs by.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    pub concurrency: usize,
+    pub rate_per_second: u32,
+    pub max_attempts: i32,
+    pub retry_base_seconds: u64,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub batch_size: usize,
 }
 
-impl Worker {
-    pub fn new(
-        db: Db,
-        mailer: Mailer,
-        composer: Arc<Composer>,
-        settings: Arc<Settings>,
-        wake: Arc<Notify>,
-    ) -> Worker {
-        Worker {
-            db,
-            mailer,
-            composer,
-            settings,
-            wake,
-            digests: Arc::default(),
+impl DeliveryPolicy {
+    pub fn from_settings(delivery: &DeliverySettings) -> DeliveryPolicy {
+        DeliveryPolicy {
+            concurrency: delivery.concurrency,
+            rate_per_second: delivery.rate_per_second,
+            max_attempts: delivery.max_attempts,
+            retry_base_seconds: delivery.retry_base_seconds,
+            lease: Duration::from_secs(delivery.lease_seconds.max(1)),
+            poll_interval: Duration::from_millis(delivery.poll_interval_ms.max(10)),
+            batch_size: delivery.batch_size.max(1) as usize,
         }
     }
 
-    /// Sends until `stop` turns true, then finishes the mail it already claimed.
-    pub async fn run_until_stopped(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let delivery = &self.settings.delivery;
-        tracing::info!(transport = %self.mailer.describe(), concurrency = delivery.concurrency, "delivery worker started");
-        let (job_tx, job_rx) = mpsc::channel::<ClaimedDelivery>(delivery.concurrency * 2);
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (outcome_tx, outcome_rx) = mpsc::channel::<DeliveryOutcome>(OUTCOME_BATCH * 2);
-        let limiter = rate_limiter(delivery.rate_per_second).map(Arc::new);
+    /// Mails between hand-off to SMTP and a recorded outcome, at most.
+    pub fn window(&self) -> usize {
+        2 * self.concurrency
+    }
+}
 
-        let recorder = tokio::spawn(self.clone().record_outcomes(outcome_rx).in_current_span());
-        let mut senders = Vec::with_capacity(delivery.concurrency);
-        for _ in 0..delivery.concurrency {
-            let worker = self.clone();
-            let jobs = job_rx.clone();
-            let outcomes = outcome_tx.clone();
-            let limiter = limiter.clone();
-            senders.push(tokio::spawn(
-                async move {
-                    let mut session = worker.mailer.session();
-                    loop {
-                        let job = jobs.lock().await.recv().await;
-                        let Some(job) = job else { break };
-                        if let Some(limiter) = &limiter {
-                            limiter.until_ready().await;
-                        }
-                        let outcome = worker.deliver(&mut session, job).await;
-                        if outcomes.send(outcome).await.is_err() {
-                            break;
-                        }
-                    }
-                    session.close().await;
+pub struct Worker<S, M> {
+    store: S,
+    messenger: M,
+    composer: Arc<Composer>,
+    policy: DeliveryPolicy,
+    wake: Arc<Notify>,
+    gate: DigestGate,
+}
+
+/// The worker of the real service: the database as its store, the mailer as its messenger.
+pub type DbWorker = Worker<DbStore, crate::email::Mailer>;
+
+impl DbWorker {
+    pub fn from_parts(
+        parts: &crate::startup::Parts,
+        settings: &Settings,
+        wake: Arc<Notify>,
+        gate: DigestGate,
+    ) -> DbWorker {
+        Worker::new(
+            DbStore::new(parts.db.clone(), parts.composer.clone(), settings),
+            parts.mailer.clone(),
+            parts.composer.clone(),
+            DeliveryPolicy::from_settings(&settings.delivery),
+            wake,
+            gate,
+        )
+    }
+}
+
+/// What the worker's tasks share.
+struct Shared<S, M> {
+    store: S,
+    messenger: M,
+    composer: Arc<Composer>,
+    policy: DeliveryPolicy,
+    gate: DigestGate,
+    /// Claim id → rows of it not yet recorded: what the heartbeat renews.
+    live_claims: std::sync::Mutex<HashMap<i64, usize>>,
+    /// Jobs taken by senders so far, for the pace of claims.
+    handed: AtomicU64,
+    /// A sender took a job: the claimer may top up.
+    taken: Notify,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Cached per digest: rendered once per worker.
+    digests: Mutex<HashMap<i64, Arc<crate::email::PreparedMail>>>,
+}
+
+impl<S, M> Shared<S, M> {
+    fn forget_rows(&self, claims: impl IntoIterator<Item = i64>) {
+        let mut live = self
+            .live_claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for claim in claims {
+            if let Some(left) = live.get_mut(&claim) {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    live.remove(&claim);
                 }
-                .in_current_span(),
-            ));
+            }
         }
-        drop(outcome_tx);
+    }
+}
 
-        let terms = ClaimTerms {
-            limit: claim_limit(&self.settings),
-            lease: chrono::Duration::seconds(delivery.lease_seconds as i64),
-            token_ttl: chrono::Duration::hours(i64::from(self.settings.signup.token_ttl_hours)),
-        };
-        let idle = Duration::from_millis(delivery.poll_interval_ms.max(10));
+impl<S: Store, M: Messenger> Worker<S, M> {
+    pub fn new(
+        store: S,
+        messenger: M,
+        composer: Arc<Composer>,
+        policy: DeliveryPolicy,
+        wake: Arc<Notify>,
+        gate: DigestGate,
+    ) -> Worker<S, M> {
+        Worker {
+            store,
+            messenger,
+            composer,
+            policy,
+            wake,
+            gate,
+        }
+    }
+
+    /// Sends until `stop` turns true: the mail in flight then finishes, what is held but not
+    /// yet sent goes back to the queue. Dropping this future (a crash) leaves the held rows
+    /// leased; their leases run out as nobody renews them.
+    pub async fn run_until_stopped(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let policy = self.policy.clone();
+        tracing::info!(
+            transport = %self.messenger.describe(),
+            concurrency = policy.concurrency,
+            "delivery worker started"
+        );
+        let buffer = policy.batch_size.max(policy.concurrency) * 2;
+        let (job_tx, job_rx) = mpsc::channel::<Job>(buffer);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<send::Done>(policy.window() * 2);
+        let window = Arc::new(Semaphore::new(policy.window()));
+        let shared = Arc::new(Shared {
+            store: self.store,
+            messenger: self.messenger,
+            composer: self.composer,
+            gate: self.gate,
+            live_claims: std::sync::Mutex::default(),
+            handed: AtomicU64::new(0),
+            taken: Notify::new(),
+            limiter: rate_limiter(policy.rate_per_second),
+            digests: Mutex::default(),
+            policy: policy.clone(),
+        });
+
+        // Every task lives in this set: if this future is dropped, they are all aborted.
+        let mut tasks = JoinSet::new();
+        let recorder =
+            tasks.spawn(record::record_outcomes(shared.clone(), done_rx).in_current_span());
+        let heartbeat = tasks.spawn(record::renew_leases(shared.clone()).in_current_span());
+        for _ in 0..policy.concurrency {
+            tasks.spawn(
+                send::send_jobs(
+                    shared.clone(),
+                    job_rx.clone(),
+                    done_tx.clone(),
+                    window.clone(),
+                    stop.clone(),
+                )
+                .in_current_span(),
+            );
+        }
+        drop(done_tx);
+
+        let mut pace = Pace::new();
+        let mut last_reclaim: Option<Instant> = None;
         while !*stop.borrow() {
-            let domain = self.composer.message_id_domain().to_string();
-            let claimed = self
-                .db
-                .run(move |conn| claim_due_deliveries(conn, terms, &domain))
-                .await;
-            let jobs = match claimed {
-                Ok(jobs) => jobs,
+            if last_reclaim.is_none_or(|at| at.elapsed() >= RECLAIM_EVERY) {
+                last_reclaim = Some(Instant::now());
+                if let Err(e) = shared.store.reclaim().await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "could not take back expired leases"
+                    );
+                }
+            }
+            pace.update(shared.handed.load(Ordering::Relaxed));
+            let target = pace.target(&policy);
+            let buffered = job_tx.max_capacity() - job_tx.capacity();
+            if buffered >= (target / 2).max(1) {
+                tokio::select! {
+                    _ = shared.taken.notified() => {}
+                    _ = tokio::time::sleep(policy.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let claimed = match shared.store.claim(target - buffered).await {
+                Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(
                         error = format!("{e:#}"),
                         "could not claim deliveries; trying again"
                     );
-                    Vec::new()
+                    Claimed::default()
                 }
             };
-            if jobs.is_empty() {
+            for digest_id in &claimed.sending_digests {
+                shared
+                    .gate
+                    .set(*digest_id, crate::domain::DigestStatus::Sending);
+            }
+            if claimed.jobs.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(idle) => {}
+                    _ = tokio::time::sleep(policy.poll_interval) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
             }
-            tracing::debug!(count = jobs.len(), "claimed deliveries");
-            for job in jobs {
+            tracing::debug!(count = claimed.jobs.len(), "claimed deliveries");
+            {
+                let mut live = shared
+                    .live_claims
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for job in &claimed.jobs {
+                    *live.entry(job.claim_id).or_default() += 1;
+                }
+            }
+            for job in claimed.jobs {
                 if job_tx.send(job).await.is_err() {
                     anyhow::bail!("the sending tasks stopped");
                 }
             }
         }
+        // The senders hand back what is left in the buffer, then end; the recorder writes the
+        // last outcomes and ends when the last sender has.
         drop(job_tx);
-        for sender in senders {
-            let _ = sender.await;
+        while let Some(finished) = tasks.join_next_with_id().await {
+            match finished {
+                Ok((id, ())) if id == recorder.id() => heartbeat.abort(),
+                Ok(_) => {}
+                Err(e) if e.is_cancelled() && e.id() == heartbeat.id() => {}
+                Err(e) => return Err(e).context("a delivery task failed"),
+            }
         }
-        recorder.await.context("the outcome recorder panicked")?;
         tracing::info!("delivery worker stopped");
         Ok(())
     }
+}
 
-    async fn deliver(&self, session: &mut MailSession, job: ClaimedDelivery) -> DeliveryOutcome {
-        let to = mask_address(&job.email);
-        let span =
-            tracing::info_span!("deliver", delivery = job.id, kind = job.kind.as_str(), to = %to);
-        async {
-            let prepared = self.prepare(&job).await;
-            let result = match prepared {
-                Ok((envelope, bytes)) => session.send(&envelope, &bytes, &outbox_name(&job)).await,
-                Err(e) => Err(SendError {
-                    permanent: true,
-                    bounce: false,
-                    message: format!("{e:#}"),
-                }),
-            };
-            match result {
-                Ok(()) => {
-                    tracing::info!(attempt = job.attempts, "sent");
-                    DeliveryOutcome::Sent {
-                        id: job.id,
-                        digest_id: job.digest_id,
-                    }
-                }
-                Err(e) => self.failure(&job, e),
-            }
-        }
-        .instrument(span)
-        .await
-    }
+/// How fast senders take jobs, so a claim holds about [`HOLD_AHEAD`] of sending.
+struct Pace {
+    since: Instant,
+    handed_then: u64,
+    per_second: f64,
+}
 
-    async fn prepare(
-        &self,
-        job: &ClaimedDelivery,
-    ) -> anyhow::Result<(lettre::address::Envelope, Vec<u8>)> {
-        let digest = match (job.kind, job.digest_id) {
-            (DeliveryKind::Digest | DeliveryKind::Test, Some(id)) => {
-                Some(self.prepared_digest(id).await?)
-            }
-            _ => None,
-        };
-        let mail = self.composer.render(job, digest.as_deref())?;
-        let message = self.composer.build(job, mail)?;
-        Ok((message.envelope().clone(), message.formatted()))
-    }
-
-    /// A digest rendered once per worker; each recipient's copy only fills in their parts.
-    async fn prepared_digest(&self, digest_id: i64) -> anyhow::Result<Arc<PreparedMail>> {
-        if let Some(content) = self.digests.lock().await.get(&digest_id) {
-            return Ok(content.clone());
-        }
-        let content = crate::digests::load_content(&self.db, digest_id).await?;
-        let content = Arc::new(self.composer.prepare_digest(&content)?);
-        self.digests.lock().await.insert(digest_id, content.clone());
-        Ok(content)
-    }
-
-    fn failure(&self, job: &ClaimedDelivery, error: SendError) -> DeliveryOutcome {
-        let max_attempts = self.settings.delivery.max_attempts;
-        if error.permanent || job.attempts >= max_attempts {
-            tracing::warn!(attempt = job.attempts, error = %error, bounce = error.bounce, "delivery failed for good");
-            let bounced_subscriber = if error.bounce {
-                job.subscriber_id
-            } else {
-                None
-            };
-            return DeliveryOutcome::Failed {
-                id: job.id,
-                digest_id: job.digest_id,
-                error: error.message,
-                bounced_subscriber,
-            };
-        }
-        let next_attempt_at = retry_at(self.settings.delivery.retry_base_seconds, job.attempts);
-        tracing::warn!(attempt = job.attempts, error = %error, retry_at = %next_attempt_at, "delivery will be retried");
-        DeliveryOutcome::Retry {
-            id: job.id,
-            error: error.message,
-            next_attempt_at,
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            since: Instant::now(),
+            handed_then: 0,
+            per_second: 0.0,
         }
     }
 
-    /// Writes outcomes in batches; a failed write (a locked or restarting database) is retried,
-    /// never dropped, so a sent mail is not sent again once the database is back.
-    async fn record_outcomes(self, mut outcomes: mpsc::Receiver<DeliveryOutcome>) {
-        let mut batch = Vec::with_capacity(OUTCOME_BATCH);
-        while let Some(first) = outcomes.recv().await {
-            batch.push(first);
-            let deadline = tokio::time::Instant::now() + RECORD_LINGER;
-            while batch.len() < OUTCOME_BATCH {
-                match tokio::time::timeout_at(deadline, outcomes.recv()).await {
-                    Ok(Some(next)) => batch.push(next),
-                    _ => break,
-                }
-            }
-            let mut delay = Duration::from_millis(100);
-            loop {
-                let pending = batch.clone();
-                match self
-                    .db
-                    .run(move |conn| record_delivery_outcomes(conn, &pending))
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            "could not record delivery outcomes; retrying"
-                        );
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-            batch.clear();
+    fn update(&mut self, handed: u64) {
+        let elapsed = self.since.elapsed();
+        if elapsed < Duration::from_millis(100) {
+            return;
         }
+        let now = (handed - self.handed_then) as f64 / elapsed.as_secs_f64();
+        self.per_second = (self.per_second + now) / 2.0;
+        self.since = Instant::now();
+        self.handed_then = handed;
+    }
+
+    fn target(&self, policy: &DeliveryPolicy) -> usize {
+        let ahead = (self.per_second * HOLD_AHEAD.as_secs_f64()).ceil() as usize;
+        ahead
+            .max(policy.concurrency)
+            .min(policy.batch_size.max(policy.concurrency))
     }
 }
 
 fn rate_limiter(per_second: u32) -> Option<DefaultDirectRateLimiter> {
     NonZeroU32::new(per_second).map(|rate| RateLimiter::direct(Quota::per_second(rate)))
-}
-
-/// A claim holds no more than can be sent well within its lease.
-fn claim_limit(settings: &Settings) -> i64 {
-    let delivery = &settings.delivery;
-    match delivery.rate_per_second {
-        0 => delivery.batch_size,
-        rate => delivery
-            .batch_size
-            .min((i64::from(rate) * delivery.lease_seconds as i64 / 4).max(1)),
-    }
-}
-
-/// Exponential backoff: base, 2×base, 4×base, … capped at six hours.
-pub fn retry_at(base_seconds: u64, attempts: i32) -> NaiveDateTime {
-    let exponent = attempts.saturating_sub(1).clamp(0, 20) as u32;
-    let delay = base_seconds
-        .saturating_mul(1u64 << exponent)
-        .min(MAX_RETRY_DELAY_SECONDS);
-    now() + chrono::Duration::seconds(delay as i64)
-}
-
-fn outbox_name(job: &ClaimedDelivery) -> String {
-    format!(
-        "{}-{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"),
-        job.kind.as_str(),
-        job.id
-    )
 }

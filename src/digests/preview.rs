@@ -1,13 +1,10 @@
 //! A digest as one reader gets it: the preview staff look at, and the test copy they send
 //! themselves, both through the same rendering the worker uses.
 
-use anyhow::Context;
-
 use super::content::load_content;
 use crate::db::Db;
-use crate::db::queue::ClaimedDelivery;
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
-use crate::email::{Composer, Mailer, RenderedEmail, SendError};
+use crate::email::{Composer, Letter, Mailer, RenderedEmail, SendError};
 
 /// How a digest is previewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,39 +13,27 @@ pub enum PreviewFormat {
     Text,
 }
 
-/// A delivery as a subscriber would get it, for preview and test sends.
-fn sample_delivery(
-    digest_id: i64,
-    kind: DeliveryKind,
-    email: &str,
-    message_id_domain: &str,
-) -> ClaimedDelivery {
-    ClaimedDelivery {
-        id: 0,
+/// A copy as a subscriber would get it, for preview and test sends.
+fn sample_letter(composer: &Composer, kind: DeliveryKind, email: &str, digest_id: i64) -> Letter {
+    Letter {
         kind,
-        attempts: 1,
-        subscriber_id: None,
-        digest_id: Some(digest_id),
-        email: email.to_string(),
+        to: email.to_string(),
         name: None,
-        message_id: format!(
-            "<test.{digest_id}.{}@{message_id_domain}>",
-            &Token::generate().as_str()[..12]
-        ),
+        message_id: composer.one_off_message_id(&format!("test.{digest_id}")),
         confirm_token: None,
         unsubscribe_token: Some(Token::generate()),
     }
 }
 
-/// A sample delivery's mail, through the same preparation the worker uses.
+/// A sample letter's mail, through the same preparation the worker uses.
 async fn render_sample(
     db: &Db,
     composer: &Composer,
-    delivery: &ClaimedDelivery,
+    letter: &Letter,
+    digest_id: i64,
 ) -> anyhow::Result<RenderedEmail> {
-    let digest_id = delivery.digest_id.context("a sample without its digest")?;
     let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
-    composer.render(delivery, Some(&content))
+    composer.render(letter, Some(&content))
 }
 
 /// Exactly what a subscriber would get, rendered for a sample reader.
@@ -58,13 +43,13 @@ pub async fn preview(
     digest_id: i64,
     format: PreviewFormat,
 ) -> anyhow::Result<String> {
-    let delivery = sample_delivery(
-        digest_id,
+    let letter = sample_letter(
+        composer,
         DeliveryKind::Digest,
         "reader@example.org",
-        composer.message_id_domain(),
+        digest_id,
     );
-    let mail = render_sample(db, composer, &delivery).await?;
+    let mail = render_sample(db, composer, &letter, digest_id).await?;
     Ok(match format {
         PreviewFormat::Html => mail.html,
         PreviewFormat::Text => format!("Subject: {}\n\n{}", mail.subject, mail.text),
@@ -90,15 +75,10 @@ pub async fn send_test(
     to: &str,
 ) -> Result<(), TestSendError> {
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
-    let delivery = sample_delivery(
-        digest_id,
-        DeliveryKind::Test,
-        email.as_str(),
-        composer.message_id_domain(),
-    );
-    let mut mail = render_sample(db, composer, &delivery).await?;
+    let letter = sample_letter(composer, DeliveryKind::Test, email.as_str(), digest_id);
+    let mut mail = render_sample(db, composer, &letter, digest_id).await?;
     mail.subject = format!("[Test] {}", mail.subject);
-    let message = composer.build(&delivery, mail)?;
+    let message = composer.build(&letter, mail)?;
     let mut session = mailer.session();
     let outcome = session
         .send(

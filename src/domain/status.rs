@@ -1,11 +1,11 @@
 //! The states stored in TEXT columns, with one spelling each.
 
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -40,6 +40,9 @@ text_enum!(
         Unsubscribed => "unsubscribed",
         Bounced => "bounced",
         Erased => "erased",
+        /// Records of one address that differed only in letter case became one.
+        Merged => "merged",
+        Complained => "complained",
     }
 );
 
@@ -60,9 +63,29 @@ text_enum!(DeliveryStatus {
 
 text_enum!(DigestStatus {
     Draft => "draft",
+    Scheduled => "scheduled",
     Sending => "sending",
+    Paused => "paused",
+    Cancelled => "cancelled",
+    Missed => "missed",
     Sent => "sent",
 });
+
+text_enum!(
+    /// Why a delivery failed for good.
+    FailureKind {
+        /// The mailbox does not exist: the subscriber is marked bounced.
+        Bounce => "bounce",
+        /// Something about the recipient (a full mailbox, a refusal of that address) that does
+        /// not prove the mailbox is gone.
+        Recipient => "recipient",
+        /// A refusal about us or our mail (policy, reputation, relaying, content): it counts
+        /// towards pausing the digest, and resuming tries it again.
+        Sender => "sender",
+        /// Our side could not build or finish the mail.
+        Local => "local",
+    }
+);
 
 impl SubscriberStatus {
     /// A `status` filter as staff type it: empty means all.
@@ -73,6 +96,13 @@ impl SubscriberStatus {
                 .map(Some)
                 .ok_or_else(|| "status must be pending, confirmed, unsubscribed or bounced".into()),
         }
+    }
+}
+
+impl DigestStatus {
+    /// Whether the digest's mail may go out now.
+    pub fn is_sending(self) -> bool {
+        self == DigestStatus::Sending
     }
 }
 

@@ -80,6 +80,11 @@ impl SubscriberEmail {
         &self.0
     }
 
+    /// Who this address is: see [`email_key`].
+    pub fn key(&self) -> String {
+        email_key(&self.0)
+    }
+
     /// The address as the mail envelope needs it: the domain in its ASCII (punycode) form.
     pub fn to_address(&self) -> Result<lettre::Address, lettre::address::AddressError> {
         let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
@@ -92,6 +97,52 @@ impl SubscriberEmail {
     pub fn masked(&self) -> String {
         mask(&self.0)
     }
+}
+
+/// The identity of an address: its ASCII letters in lower case, so `Maria.Gonzalez@Example.org`
+/// and `maria.gonzalez@example.org` are one subscriber. (The domain is lower-cased already.)
+/// Only ASCII is folded, exactly as the migration that introduced the key did in SQL, so keys
+/// are the same on every backend; local parts in other scripts keep their case.
+pub fn email_key(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
+
+/// Every address in `text` (an SMTP reply, say) masked as [`mask`] does.
+pub fn mask_addresses_in(text: &str) -> String {
+    let is_local = |c: char| c.is_alphanumeric() || "._%+-'=".contains(c);
+    let is_domain = |c: char| c.is_alphanumeric() || ".-".contains(c);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '@' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while start > 0 && is_local(chars[start - 1]) {
+            start -= 1;
+        }
+        let mut end = i + 1;
+        while end < chars.len() && is_domain(chars[end]) {
+            end += 1;
+        }
+        let local_len = i - start;
+        if local_len == 0 || end == i + 1 {
+            out.push('@');
+            i += 1;
+            continue;
+        }
+        // Drop the local part already copied and put the masked form instead.
+        for _ in 0..local_len {
+            out.pop();
+        }
+        let address: String = chars[start..end].iter().collect();
+        out.push_str(&mask(&address));
+        i = end;
+    }
+    out
 }
 
 /// Masks the local part of an address for logs.
@@ -163,6 +214,26 @@ mod tests {
     fn errors_name_the_field() {
         let err = SubscriberEmail::parse("nope").unwrap_err();
         assert!(err.contains("email"), "{err}");
+    }
+
+    #[test]
+    fn the_key_ignores_the_case_of_ascii_letters() {
+        let a = SubscriberEmail::parse("Maria.Gonzalez@Example.org").unwrap();
+        let b = SubscriberEmail::parse("maria.gonzalez@example.org").unwrap();
+        assert_ne!(a, b, "the address is kept as typed");
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key(), "maria.gonzalez@example.org");
+    }
+
+    #[test]
+    fn addresses_inside_smtp_replies_are_masked() {
+        assert_eq!(
+            super::mask_addresses_in(
+                "550 5.1.1 <alice.smith@example.org>: Recipient address rejected; from=<news@clinic.example>"
+            ),
+            "550 5.1.1 <al***@example.org>: Recipient address rejected; from=<ne***@clinic.example>"
+        );
+        assert_eq!(super::mask_addresses_in("a lone @ sign"), "a lone @ sign");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Builds the message for one recipient: template, headers (Message-ID, List-Id, RFC 8058
 //! List-Unsubscribe), multipart/alternative body, and the DKIM signature when configured.
+//! It works on plain data ([`Letter`]): who the copy is for and the tokens its links carry.
 
 use std::sync::Arc;
 
@@ -11,8 +12,18 @@ use serde::Serialize;
 
 use super::templates::{RenderedEmail, Templates};
 use crate::configuration::Settings;
-use crate::db::queue::ClaimedDelivery;
-use crate::domain::{DeliveryKind, SubscriberEmail};
+use crate::domain::{DeliveryKind, SubscriberEmail, Token};
+
+/// One reader's copy of a mail.
+#[derive(Debug, Clone)]
+pub struct Letter {
+    pub kind: DeliveryKind,
+    pub to: String,
+    pub name: Option<String>,
+    pub message_id: String,
+    pub confirm_token: Option<Token>,
+    pub unsubscribe_token: Option<Token>,
+}
 
 /// An article as the digest templates show it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +51,8 @@ pub struct Composer {
     site_url: String,
     base_url: String,
     list_id: String,
-    unsubscribe_mailto: String,
+    /// The `mailto:` of List-Unsubscribe, only when someone reads that mailbox.
+    unsubscribe_mailto: Option<String>,
     message_id_domain: String,
     dkim: Option<lettre::message::dkim::DkimConfig>,
     /// Rendered once at start-up; each mail only fills in its reader's parts.
@@ -59,10 +71,9 @@ impl Composer {
             "" => from.email.domain().to_string(),
             domain => domain.to_string(),
         };
-        let unsubscribe_mailto = match settings.mail.unsubscribe_mailto.trim() {
-            "" => from.email.to_string(),
-            mailto => mailto.to_string(),
-        };
+        let unsubscribe_mailto = Some(settings.mail.unsubscribe_mailto.trim())
+            .filter(|mailto| !mailto.is_empty())
+            .map(str::to_string);
         let site = (settings.site.name.as_str(), settings.site.url.as_str());
         let confirmation = PreparedMail::render(
             &templates,
@@ -89,12 +100,27 @@ impl Composer {
             from,
             unsubscribe_mailto,
             message_id_domain,
-            dkim: super::mailer::load_dkim(&settings.mail.dkim)?,
+            dkim: super::dkim::load_dkim(&settings.mail.dkim)?,
         })
     }
 
-    pub fn message_id_domain(&self) -> &str {
-        &self.message_id_domain
+    /// The Message-ID of a delivery: the same for every attempt, so a receiver can tell a
+    /// repeat from a new mail.
+    pub fn message_id(&self, kind: DeliveryKind, delivery_id: i64) -> String {
+        format!(
+            "<{}.{delivery_id}@{}>",
+            kind.as_str(),
+            self.message_id_domain
+        )
+    }
+
+    /// A Message-ID for a mail that is no delivery of the queue (a test copy).
+    pub fn one_off_message_id(&self, what: &str) -> String {
+        format!(
+            "<{what}.{}@{}>",
+            &Token::generate().as_str()[..16],
+            self.message_id_domain
+        )
     }
 
     pub fn unsubscribe_url(&self, token: &str) -> String {
@@ -104,23 +130,23 @@ impl Composer {
     /// Renders the mail of a confirmation, welcome, digest or test delivery.
     pub fn render(
         &self,
-        delivery: &ClaimedDelivery,
+        letter: &Letter,
         digest: Option<&PreparedMail>,
     ) -> anyhow::Result<RenderedEmail> {
-        let unsubscribe_url = delivery
+        let unsubscribe_url = letter
             .unsubscribe_token
             .as_ref()
             .map(|t| self.unsubscribe_url(t.as_str()))
             .unwrap_or_else(|| format!("{}/subscribe", self.base_url));
         let mut reader = Reader {
-            name: delivery.name.as_deref(),
+            name: letter.name.as_deref(),
             unsubscribe_url: &unsubscribe_url,
             confirm_url: "",
         };
         let confirm_url;
-        let prepared = match delivery.kind {
+        let prepared = match letter.kind {
             DeliveryKind::Confirmation => {
-                let token = delivery
+                let token = letter
                     .confirm_token
                     .as_ref()
                     .context("confirmation without a token")?;
@@ -152,37 +178,33 @@ impl Composer {
     }
 
     /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
-    pub fn build(
-        &self,
-        delivery: &ClaimedDelivery,
-        mail: RenderedEmail,
-    ) -> anyhow::Result<Message> {
-        let to = SubscriberEmail::from_stored(delivery.email.clone())
+    pub fn build(&self, letter: &Letter, mail: RenderedEmail) -> anyhow::Result<Message> {
+        let to = SubscriberEmail::from_stored(letter.to.clone())
             .to_address()
             .with_context(|| {
-                format!(
-                    "cannot send to {}",
-                    crate::domain::mask_address(&delivery.email)
-                )
+                format!("cannot send to {}", crate::domain::mask_address(&letter.to))
             })?;
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .to(Mailbox::new(delivery.name.clone(), to))
+            .to(Mailbox::new(letter.name.clone(), to))
             .subject(mail.subject)
-            .message_id(Some(delivery.message_id.clone()))
+            .message_id(Some(letter.message_id.clone()))
             .date_now();
-        if let Some(token) = &delivery.unsubscribe_token {
+        if let Some(token) = &letter.unsubscribe_token {
             let https = self.unsubscribe_url(token.as_str());
-            let mailto = format!("mailto:{}?subject=unsubscribe", self.unsubscribe_mailto);
+            let list_unsubscribe = match &self.unsubscribe_mailto {
+                Some(mailto) => format!("<{https}>, <mailto:{mailto}?subject=unsubscribe>"),
+                None => format!("<{https}>"),
+            };
             builder = builder
                 .raw_header(header("List-Id", self.list_id.clone()))
-                .raw_header(header("List-Unsubscribe", format!("<{https}>, <{mailto}>")))
+                .raw_header(header("List-Unsubscribe", list_unsubscribe))
                 .raw_header(header(
                     "List-Unsubscribe-Post",
                     "List-Unsubscribe=One-Click".into(),
                 ));
         }
-        if matches!(delivery.kind, DeliveryKind::Digest) {
+        if matches!(letter.kind, DeliveryKind::Digest) {
             builder = builder.raw_header(header("Precedence", "bulk".into()));
         }
         let mut message = builder

@@ -1,61 +1,72 @@
 //! The mailer, built once from config: SMTP (one connection per sending task, `TCP_NODELAY`
 //! set, reconnecting after errors) or `.eml` files in the outbox folder.
+//!
+//! An SMTP transaction is driven command by command (MAIL FROM, RCPT TO, DATA, the message),
+//! so a refusal says at which stage it came: only a recipient-stage refusal can be about the
+//! recipient (see [`crate::domain::classify_refusal`]). After a refusal the server is still
+//! talking to us, so the connection is reset (RSET) and kept; after a network error or a
+//! timeout it is dropped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use lettre::address::Envelope;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
-use lettre::message::header::HeaderName;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
 
-use crate::configuration::{DkimSettings, MailSettings, SmtpSettings, SmtpTls, Transport};
+use crate::configuration::{MailSettings, SmtpSettings, SmtpTls, Transport};
+use crate::domain::{SmtpStage, Verdict, classify_refusal};
 
 /// Why a message did not go out.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SendError {
+    /// Where the session stopped.
+    pub stage: SmtpStage,
     /// The server refused for good (5xx): retrying would not help.
     pub permanent: bool,
-    /// The mailbox does not exist (5.1.x): the subscriber bounced.
-    pub bounce: bool,
+    /// The server's answer, or what went wrong on the way.
     pub message: String,
 }
 
 impl SendError {
-    fn transient(message: String) -> SendError {
+    /// A failure that is worth another try: a dropped connection, a timeout, our outbox.
+    fn transient(stage: SmtpStage, message: String) -> SendError {
         SendError {
+            stage,
             permanent: false,
-            bounce: false,
             message,
         }
     }
 
-    fn from_smtp(error: &lettre::transport::smtp::Error) -> SendError {
-        let message = error.to_string();
-        if !error.is_permanent() && !error.is_client() {
-            return SendError::transient(message);
-        }
-        let code: Option<u16> = error.status().map(|c| c.to_string().parse().unwrap_or(0));
-        // The enhanced status code follows the basic one, e.g. "permanent error (550): 5.1.1 ...".
-        let enhanced_no_user = message.split([':', ' ']).any(|w| w.starts_with("5.1."));
-        let bounce =
-            enhanced_no_user || matches!(code, Some(550 | 551 | 553)) && !message.contains(" 5.");
-        SendError {
-            permanent: true,
-            bounce,
-            message,
-        }
+    /// What the refusal means for the delivery and the subscriber.
+    pub fn verdict(&self) -> Verdict {
+        classify_refusal(self.stage, self.permanent, &self.message)
+    }
+}
+
+/// A step of an SMTP transaction that failed, and whether the server answered it (then the
+/// connection is still usable).
+struct StepError {
+    error: SendError,
+    answered: bool,
+}
+
+fn step_error(stage: SmtpStage, error: &lettre::transport::smtp::Error) -> StepError {
+    let answered = error.status().is_some();
+    StepError {
+        error: SendError {
+            stage,
+            permanent: error.is_permanent(),
+            message: error.to_string(),
+        },
+        answered,
     }
 }
 
@@ -135,43 +146,82 @@ impl MailSession {
         message: &[u8],
         name: &str,
     ) -> Result<(), SendError> {
-        match &*self.mailer.inner {
-            MailerKind::Outbox { dir } => write_eml(dir, name, message)
-                .await
-                .map_err(|e| SendError::transient(format!("writing to the outbox: {e:#}"))),
+        let mailer = self.mailer.clone();
+        match &*mailer.inner {
+            MailerKind::Outbox { dir } => write_eml(dir, name, message).await.map_err(|e| {
+                SendError::transient(SmtpStage::Data, format!("writing to the outbox: {e:#}"))
+            }),
             MailerKind::Smtp { settings, hello } => {
                 let timeout = Duration::from_secs(settings.timeout_seconds.max(1));
-                if self.connection.is_none() {
-                    let connection = tokio::time::timeout(timeout, connect(settings, hello))
-                        .await
-                        .map_err(|_| {
-                            SendError::transient("connecting to the SMTP server timed out".into())
-                        })?
-                        .map_err(|e| {
-                            SendError::transient(format!("connecting to the SMTP server: {e:#}"))
-                        })?;
-                    self.connection = Some(connection);
-                }
-                let Some(connection) = self.connection.as_mut() else {
-                    return Err(SendError::transient("no SMTP connection".into()));
-                };
+                let connection = self.connected(settings, hello, timeout).await?;
                 let outcome =
-                    match tokio::time::timeout(timeout, connection.send(envelope, message)).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(SendError::from_smtp(&e)),
-                        Err(_) => Err(SendError::transient(
-                            "the SMTP server did not answer in time".into(),
-                        )),
+                    match tokio::time::timeout(timeout, transact(connection, envelope, message))
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(StepError {
+                            error: SendError::transient(
+                                SmtpStage::Data,
+                                "the SMTP server did not answer in time".into(),
+                            ),
+                            answered: false,
+                        }),
                     };
-                if outcome.is_err() {
-                    // lettre leaves a connection unusable after most errors: start afresh.
-                    if let Some(mut broken) = self.connection.take() {
-                        broken.abort().await;
+                match outcome {
+                    Ok(()) => Ok(()),
+                    Err(StepError { error, answered }) => {
+                        self.recover(answered, timeout).await;
+                        Err(error)
                     }
                 }
-                outcome
             }
         }
+    }
+
+    async fn connected(
+        &mut self,
+        settings: &SmtpSettings,
+        hello: &ClientId,
+        timeout: Duration,
+    ) -> Result<&mut AsyncSmtpConnection, SendError> {
+        if self.connection.is_none() {
+            let connection = tokio::time::timeout(timeout, connect(settings, hello))
+                .await
+                .map_err(|_| {
+                    SendError::transient(
+                        SmtpStage::Connect,
+                        "connecting to the SMTP server timed out".into(),
+                    )
+                })?
+                .map_err(|e| {
+                    SendError::transient(
+                        SmtpStage::Connect,
+                        format!("connecting to the SMTP server: {e:#}"),
+                    )
+                })?;
+            self.connection = Some(connection);
+        }
+        self.connection
+            .as_mut()
+            .ok_or_else(|| SendError::transient(SmtpStage::Connect, "no SMTP connection".into()))
+    }
+
+    /// After a refusal the server is still there: reset the transaction and keep the
+    /// connection. After anything else, start afresh next time.
+    async fn recover(&mut self, answered: bool, timeout: Duration) {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        if answered
+            && matches!(
+                tokio::time::timeout(timeout, connection.command(Rset)).await,
+                Ok(Ok(_))
+            )
+        {
+            self.connection = Some(connection);
+            return;
+        }
+        connection.abort().await;
     }
 
     /// Says goodbye to the SMTP server, if connected, without waiting long for its answer.
@@ -180,6 +230,64 @@ impl MailSession {
             let _ = tokio::time::timeout(Duration::from_secs(2), connection.quit()).await;
         }
     }
+}
+
+/// MAIL FROM, RCPT TO, DATA and the message, each answer checked where it comes.
+async fn transact(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), StepError> {
+    let mut options = Vec::new();
+    let international = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|address| !AsRef::<str>::as_ref(address).is_ascii());
+    if international {
+        if !connection
+            .server_info()
+            .supports_feature(Extension::SmtpUtfEight)
+        {
+            return Err(StepError {
+                error: SendError {
+                    stage: SmtpStage::RcptTo,
+                    permanent: true,
+                    message:
+                        "the mail relay does not take internationalized addresses (no SMTPUTF8)"
+                            .into(),
+                },
+                answered: true,
+            });
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii()
+        && connection
+            .server_info()
+            .supports_feature(Extension::EightBitMime)
+    {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    connection
+        .command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(|e| step_error(SmtpStage::MailFrom, &e))?;
+    for to in envelope.to() {
+        connection
+            .command(Rcpt::new(to.clone(), Vec::new()))
+            .await
+            .map_err(|e| step_error(SmtpStage::RcptTo, &e))?;
+    }
+    connection
+        .command(Data)
+        .await
+        .map_err(|e| step_error(SmtpStage::Data, &e))?;
+    connection
+        .message(message)
+        .await
+        .map_err(|e| step_error(SmtpStage::Data, &e))?;
+    Ok(())
 }
 
 async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<AsyncSmtpConnection> {
@@ -230,81 +338,4 @@ async fn write_eml(dir: &std::path::Path, name: &str, message: &[u8]) -> anyhow:
     tokio::fs::write(&partial, message).await?;
     tokio::fs::rename(&partial, &final_path).await?;
     Ok(())
-}
-
-/// The DKIM signer from `mail.dkim.*`, or `None` when signing is off. Reads RSA keys as PKCS#1
-/// or PKCS#8 PEM (what OpenSSL 3 writes), and Ed25519 keys as PKCS#8 PEM or a base64 seed.
-pub fn load_dkim(settings: &DkimSettings) -> anyhow::Result<Option<DkimConfig>> {
-    let (Some(domain), Some(selector), Some(path)) = (
-        &settings.domain,
-        &settings.selector,
-        &settings.private_key_file,
-    ) else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading mail.dkim.private_key_file {}", path.display()))?;
-    let key = parse_dkim_key(&text)
-        .with_context(|| format!("mail.dkim.private_key_file {}", path.display()))?;
-    // RFC 8058 asks that List-Unsubscribe and List-Unsubscribe-Post be signed. Content-Type is
-    // left out: lettre 0.11 canonicalizes the folded multipart Content-Type differently from
-    // what it writes, so signatures over it fail every verifier (tests/api/dkim.rs).
-    let headers = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "List-Id",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    ]
-    .into_iter()
-    .map(HeaderName::new_from_ascii_str)
-    .collect();
-    let canonicalization = DkimCanonicalization {
-        header: DkimCanonicalizationType::Relaxed,
-        body: DkimCanonicalizationType::Relaxed,
-    };
-    Ok(Some(DkimConfig::new(
-        selector.clone(),
-        domain.clone(),
-        key,
-        headers,
-        canonicalization,
-    )))
-}
-
-fn parse_dkim_key(text: &str) -> anyhow::Result<DkimSigningKey> {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey;
-
-    let text = text.trim();
-    if text.contains("BEGIN RSA PRIVATE KEY") {
-        return DkimSigningKey::new(text, DkimSigningAlgorithm::Rsa)
-            .map_err(|e| anyhow::anyhow!("bad RSA key: {e}"));
-    }
-    if text.contains("BEGIN PRIVATE KEY") {
-        if let Ok(rsa_key) = rsa::RsaPrivateKey::from_pkcs8_pem(text) {
-            let pkcs1 = rsa_key
-                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
-                .context("converting the RSA key")?;
-            return DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa)
-                .map_err(|e| anyhow::anyhow!("bad RSA key: {e}"));
-        }
-        // An Ed25519 PKCS#8 key is a fixed 16-byte prefix and the 32-byte seed.
-        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .context("the PEM is not base64")?;
-        if der.len() == 48 {
-            let seed = base64::engine::general_purpose::STANDARD.encode(&der[16..]);
-            return DkimSigningKey::new(&seed, DkimSigningAlgorithm::Ed25519)
-                .map_err(|e| anyhow::anyhow!("bad Ed25519 key: {e}"));
-        }
-        anyhow::bail!("a PKCS#8 key that is neither RSA nor Ed25519");
-    }
-    DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519)
-        .map_err(|e| anyhow::anyhow!("not a PEM RSA key nor a base64 Ed25519 seed: {e}"))
 }

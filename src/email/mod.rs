@@ -1,10 +1,12 @@
-//! Rendering and sending mail. `compose` turns a claimed delivery into the bytes of a
-//! multipart/alternative message; `Mailer` hands those bytes to SMTP or the outbox folder.
+//! Rendering and sending mail. `compose` turns a [`Letter`] into the bytes of a
+//! multipart/alternative message (`dkim` signs it); `Mailer` hands those bytes to SMTP or the
+//! outbox folder.
 
 mod compose;
+mod dkim;
 mod mailer;
 mod templates;
 
-pub use compose::{ArticleView, Composer, DigestContent, PreparedMail};
+pub use compose::{ArticleView, Composer, DigestContent, Letter, PreparedMail};
 pub use mailer::{MailSession, Mailer, SendError};
 pub use templates::{RenderedEmail, Templates};

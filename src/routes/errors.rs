@@ -9,6 +9,8 @@ use super::pages::Page;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
@@ -46,6 +48,7 @@ impl From<anyhow::Error> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -45,5 +45,6 @@ pub fn event_context(request: &HttpRequest, state: &AppState, source: &str) -> E
         ip: Some(client_ip(request, state)),
         user_agent,
         source: source.to_string(),
+        detail: None,
     }
 }

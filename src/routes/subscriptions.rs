@@ -13,7 +13,7 @@ use super::pages::render;
 use super::subscribe::SignupFormPage;
 use super::{ApiError, client_ip, event_context};
 use crate::db::subscribers::{Signup, SignupOutcome};
-use crate::domain::{SubscriberEmail, SubscriberName};
+use crate::domain::{LinkLimit, SubscriberEmail, SubscriberName};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +98,7 @@ pub async fn subscribe(
             email,
             name,
             context,
-            max_links_per_hour: state.settings.signup.max_links_per_hour,
+            links: LinkLimit::per_hour(state.settings.signup.max_links_per_hour),
         })
         .await;
     let outcome = match submitted.map_err(ApiError::from) {

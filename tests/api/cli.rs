@@ -131,7 +131,14 @@ async fn subscribers_export_import_and_erase_through_the_cli() {
     .unwrap();
     let report = stdout(&cli(
         &app,
-        &["subscribers", "import", file.path().to_str().unwrap()],
+        &[
+            "subscribers",
+            "import",
+            file.path().to_str().unwrap(),
+            "--confirmed",
+            "--consent",
+            "signed the paper form at the clinic",
+        ],
     ));
     assert!(
         report.contains(

@@ -18,6 +18,7 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
     let app = spawn_app_with(|s| {
         s.signup.welcome_email = false;
         s.site.url = "https://clinic.example".into();
+        s.mail.unsubscribe_mailto = "unsubscribe@clinic.example".into();
     })
     .await;
     let token = app.staff_token();
@@ -152,7 +153,7 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
         "{message_id}"
     );
     let list_unsubscribe = mail.header("List-Unsubscribe").unwrap();
-    assert!(list_unsubscribe.contains("<mailto:"));
+    assert!(list_unsubscribe.contains("<mailto:unsubscribe@clinic.example?subject=unsubscribe>"));
     let url = list_unsubscribe
         .split(['<', '>'])
         .find(|p| p.starts_with("http"))
@@ -463,16 +464,17 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
     });
     assert_eq!(traces, [(None, "erased".to_string(), None)]);
     let mut conn = app.db.get().unwrap();
-    let people = vec![(
+    let people = vec![newsletter::db::subscribers::ImportedPerson::new(
         newsletter::domain::SubscriberEmail::parse(&email.to_uppercase()).unwrap(),
         None,
     )];
-    let context = newsletter::db::events::EventContext {
-        source: "import".into(),
-        ..Default::default()
-    };
-    let report =
-        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
+    let report = newsletter::db::subscribers::import_subscribers(
+        &mut conn,
+        &people,
+        &newsletter::db::subscribers::WithoutStatus::Pending,
+        "test",
+    )
+    .unwrap();
     assert_eq!((report.imported, report.suppressed), (0, 1));
 
     // Erasing someone with mail in the queue takes their deliveries too.
@@ -538,24 +540,10 @@ async fn someone_who_unsubscribes_mid_send_gets_nothing_more() {
 async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link() {
     let app = spawn_app_with(|s| s.signup.welcome_email = false).await;
     let token = app.staff_token();
-    let people = vec![
-        (
-            newsletter::domain::SubscriberEmail::parse("ann@example.org").unwrap(),
-            newsletter::domain::SubscriberName::parse(Some("Ann <b>&</b> Co")).unwrap(),
-        ),
-        (
-            newsletter::domain::SubscriberEmail::parse("bo@example.org").unwrap(),
-            None,
-        ),
-    ];
-    {
-        let mut conn = app.db.get().unwrap();
-        let context = newsletter::db::events::EventContext {
-            source: "test".into(),
-            ..Default::default()
-        };
-        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
-    }
+    app.seed_people(&[
+        ("ann@example.org", Some("Ann <b>&</b> Co")),
+        ("bo@example.org", None),
+    ]);
     let id = app.queued_digest(&token).await;
     app.wait_until_sent(&token, id).await;
     let ann = app.smtp.messages_to("ann@example.org").remove(0);

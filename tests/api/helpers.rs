@@ -375,14 +375,12 @@ impl TestApp {
     pub fn worker(&self, adjust: impl FnOnce(&mut Settings)) -> RunningWorker {
         let mut settings = self.settings.clone();
         adjust(&mut settings);
-        let settings = Arc::new(settings);
         let parts = newsletter::startup::build_parts(&settings).unwrap();
-        let worker = newsletter::delivery::Worker::new(
-            parts.db,
-            parts.mailer,
-            parts.composer,
-            settings,
+        let worker = newsletter::delivery::DbWorker::from_parts(
+            &parts,
+            &settings,
             Arc::default(),
+            Default::default(),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         RunningWorker {
@@ -436,19 +434,31 @@ impl TestApp {
 
     /// `n` confirmed subscribers added straight to the database (as an import would).
     pub fn seed_confirmed(&self, prefix: &str, n: usize) -> Vec<String> {
-        use newsletter::domain::SubscriberEmail;
         let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@example.org")).collect();
-        let people: Vec<_> = emails
-            .iter()
-            .map(|e| (SubscriberEmail::parse(e).unwrap(), None))
-            .collect();
-        let mut conn = self.db.get().unwrap();
-        let context = newsletter::db::events::EventContext {
-            source: "test".into(),
-            ..Default::default()
-        };
-        newsletter::db::subscribers::import_subscribers(&mut conn, &people, &context).unwrap();
+        let people: Vec<(&str, Option<&str>)> = emails.iter().map(|e| (e.as_str(), None)).collect();
+        self.seed_people(&people);
         emails
+    }
+
+    /// Confirmed subscribers (address, name) added as an import with consent would add them.
+    pub fn seed_people(&self, people: &[(&str, Option<&str>)]) {
+        use newsletter::db::subscribers::{ImportedPerson, WithoutStatus, import_subscribers};
+        use newsletter::domain::{SubscriberEmail, SubscriberName};
+        let people: Vec<ImportedPerson> = people
+            .iter()
+            .map(|(email, name)| {
+                ImportedPerson::new(
+                    SubscriberEmail::parse(email).unwrap(),
+                    SubscriberName::parse(*name).unwrap(),
+                )
+            })
+            .collect();
+        let consent = WithoutStatus::Confirmed {
+            consent: "seeded by the test".into(),
+        };
+        let mut conn = self.db.get().unwrap();
+        let report = import_subscribers(&mut conn, &people, &consent, "test").unwrap();
+        assert_eq!(report.imported, people.len(), "{report:?}");
     }
 
     /// Imports the test feed and creates a "Latest research" draft; returns the digest id.

@@ -68,16 +68,16 @@ async fn a_552_is_a_permanent_failure_but_not_a_bounce() {
 }
 
 #[tokio::test]
-async fn a_550_without_an_enhanced_code_is_a_bounce() {
+async fn a_550_without_an_enhanced_code_fails_the_mail_but_proves_nothing_about_the_mailbox() {
     let app = spawn_app().await;
     app.smtp
         .refuse("dave@example.org", 550, "Mailbox unavailable", None);
     app.signup("dave@example.org").await;
-    let (status, _, _) = confirmation_when(&app, |s| s == "failed").await;
-    assert_eq!(status, "failed");
+    let (status, attempts, _) = confirmation_when(&app, |s| s == "failed").await;
+    assert_eq!((status.as_str(), attempts), ("failed", 1));
     assert_eq!(
         app.subscriber_status("dave@example.org").as_deref(),
-        Some("bounced")
+        Some("pending")
     );
 }
 

@@ -1,4 +1,10 @@
-//! Claiming due deliveries under a lease, with the secrets their mail needs.
+//! Claiming due deliveries. A worker takes rows under a lease and a claim id of its own; the
+//! hashes of the tokens its mail will carry are stored in the same transaction, before any copy
+//! can leave. Which tokens and Message-IDs to use is the caller's business ([`RowSecrets`]).
+//!
+//! Mail a person waits for (confirmation, welcome) goes first; then digests, one digest at a
+//! time in id order, read from the `(digest_id, status, id)` index, so the rows of a paused
+//! digest are never walked past.
 
 use std::collections::BTreeSet;
 
@@ -6,24 +12,50 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::finish_digests_when_done;
-use crate::db::schema::{confirmation_tokens, deliveries, subscribers};
+use crate::db::schema::{
+    confirmation_tokens, deliveries, digests, retired_unsubscribe_tokens, subscribers,
+};
 use crate::db::{DbConnection, now, write_tx};
-use crate::domain::{DeliveryKind, DeliveryStatus, SubscriberStatus, Token};
+use crate::domain::{DeliveryKind, DeliveryStatus, DigestStatus, SubscriberStatus};
 
-/// A delivery a worker holds the lease of, with the secrets its mail needs. The raw tokens
-/// exist only here and in the mail; the database keeps their hashes.
+/// What a worker asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    /// Unique to this claim: outcomes are written only while a row still carries it.
+    pub claim_id: i64,
+    pub limit: i64,
+    pub lease: Duration,
+}
+
+/// A row the claim now holds.
 #[derive(Debug, Clone)]
-pub struct ClaimedDelivery {
+pub struct ClaimedRow {
     pub id: i64,
+    pub claim_id: i64,
     pub kind: DeliveryKind,
+    /// Counting this one.
     pub attempts: i32,
     pub subscriber_id: Option<i64>,
     pub digest_id: Option<i64>,
     pub email: String,
     pub name: Option<String>,
+}
+
+/// What the caller stores with a claimed row: its Message-ID and the hashes of the tokens its
+/// mail carries.
+#[derive(Debug, Clone, Default)]
+pub struct RowSecrets {
     pub message_id: String,
-    pub confirm_token: Option<Token>,
-    pub unsubscribe_token: Option<Token>,
+    /// A confirmation link: the token's hash and when it stops working.
+    pub confirmation: Option<(String, NaiveDateTime)>,
+    pub unsubscribe_hash: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub rows: Vec<ClaimedRow>,
+    /// The digests that were sending when the claim was made.
+    pub sending_digests: Vec<i64>,
 }
 
 #[derive(Queryable)]
@@ -34,48 +66,43 @@ struct DueRow {
     subscriber_id: Option<i64>,
     digest_id: Option<i64>,
     to_address: Option<String>,
+    unsubscribe_token_hash: Option<String>,
     email: Option<String>,
     name: Option<String>,
     status: Option<String>,
 }
 
-/// How long a claim holds a row, and how long a confirmation link lives.
-#[derive(Debug, Clone, Copy)]
-pub struct ClaimTerms {
-    pub limit: i64,
-    pub lease: Duration,
-    pub token_ttl: Duration,
-}
-
-/// Claims up to `limit` due deliveries. Rows whose recipient no longer wants the mail are marked
-/// `skipped` instead. PostgreSQL skips rows other workers hold (`FOR UPDATE SKIP LOCKED`);
-/// SQLite has one writer, so its `BEGIN IMMEDIATE` already serializes claims.
+/// Claims up to `request.limit` due deliveries; `mint` gives each claimed row its secrets.
+/// Rows whose recipient no longer wants the mail are marked `skipped` instead. PostgreSQL skips
+/// rows other workers are claiming (`FOR UPDATE SKIP LOCKED`); SQLite has one writer, so its
+/// `BEGIN IMMEDIATE` already serializes claims.
 pub fn claim_due_deliveries(
     conn: &mut DbConnection,
-    terms: ClaimTerms,
-    message_id_domain: &str,
-) -> anyhow::Result<Vec<ClaimedDelivery>> {
+    request: &ClaimRequest,
+    mint: &mut dyn FnMut(&ClaimedRow) -> RowSecrets,
+) -> anyhow::Result<Claim> {
     write_tx(conn, |conn| {
         let now = now();
-        reclaim_expired_leases(conn, now)?;
-        let due = deliveries::table
-            .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
-            .filter(deliveries::next_attempt_at.le(now))
-            .order((
-                deliveries::priority.asc(),
-                deliveries::next_attempt_at.asc(),
-                deliveries::id.asc(),
-            ))
-            .limit(terms.limit)
-            .select(deliveries::id);
-        let ids: Vec<i64> = match conn {
-            DbConnection::Postgres(c) => due.for_update().skip_locked().load(c)?,
-            DbConnection::Sqlite(c) => due.load(c)?,
-        };
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut ids = due_ids(conn, None, now, request.limit)?;
+        let sending_digests: Vec<i64> = digests::table
+            .filter(digests::status.eq(DigestStatus::Sending.as_str()))
+            .order(digests::id)
+            .select(digests::id)
+            .load(conn)?;
+        for digest_id in &sending_digests {
+            let room = request.limit - ids.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            ids.extend(due_ids(conn, Some(*digest_id), now, room)?);
         }
-        let rows: Vec<DueRow> = deliveries::table
+        if ids.is_empty() {
+            return Ok(Claim {
+                rows: Vec::new(),
+                sending_digests,
+            });
+        }
+        let due: Vec<DueRow> = deliveries::table
             .left_join(subscribers::table)
             .filter(deliveries::id.eq_any(&ids))
             .order(deliveries::id.asc())
@@ -86,86 +113,75 @@ pub fn claim_due_deliveries(
                 deliveries::subscriber_id,
                 deliveries::digest_id,
                 deliveries::to_address,
+                deliveries::unsubscribe_token_hash,
                 subscribers::email.nullable(),
                 subscribers::name.nullable(),
                 subscribers::status.nullable(),
             ))
             .load(conn)?;
 
-        let mut claimed = Vec::with_capacity(rows.len());
-        let mut secrets = Vec::with_capacity(rows.len());
-        let mut new_tokens = Vec::new();
+        let mut rows = Vec::with_capacity(due.len());
+        let mut leases = Vec::with_capacity(due.len());
+        let mut confirmations = Vec::new();
+        let mut retired = Vec::new();
         let mut skipped = Vec::new();
         let mut touched_digests = BTreeSet::new();
-        for row in rows {
-            let Some(kind) = DeliveryKind::parse(&row.kind) else {
-                skipped.push(row.id);
+        for due in due {
+            let Some((kind, email)) = wanted(&due) else {
+                skipped.push(due.id);
+                touched_digests.extend(due.digest_id);
                 continue;
             };
-            let wanted = match kind {
-                DeliveryKind::Confirmation => {
-                    row.status.as_deref() == Some(SubscriberStatus::Pending.as_str())
-                }
-                DeliveryKind::Welcome | DeliveryKind::Digest => {
-                    row.status.as_deref() == Some(SubscriberStatus::Confirmed.as_str())
-                }
-                DeliveryKind::Test => row.to_address.is_some(),
-            };
-            let Some(email) = row
-                .to_address
-                .clone()
-                .or(row.email.clone())
-                .filter(|_| wanted)
-            else {
-                skipped.push(row.id);
-                touched_digests.extend(row.digest_id);
-                continue;
-            };
-            // Stable across retries, so a receiver can tell a repeat from a new mail.
-            let message_id = format!("<{}.{}@{}>", kind.as_str(), row.id, message_id_domain);
-            let mut delivery = ClaimedDelivery {
-                id: row.id,
+            let row = ClaimedRow {
+                id: due.id,
+                claim_id: request.claim_id,
                 kind,
-                attempts: row.attempts + 1,
-                subscriber_id: row.subscriber_id,
-                digest_id: row.digest_id,
+                attempts: due.attempts + 1,
+                subscriber_id: due.subscriber_id,
+                digest_id: due.digest_id,
                 email,
-                name: row.name,
-                message_id,
-                confirm_token: None,
-                unsubscribe_token: None,
+                name: due.name,
             };
-            let mut unsubscribe_hash = None;
-            match (kind, row.subscriber_id) {
-                (DeliveryKind::Confirmation, Some(subscriber_id)) => {
-                    let token = Token::generate();
-                    new_tokens.push((
-                        confirmation_tokens::subscriber_id.eq(subscriber_id),
-                        confirmation_tokens::token_hash.eq(token.hash()),
-                        confirmation_tokens::created_at.eq(now),
-                        confirmation_tokens::expires_at.eq(now + terms.token_ttl),
-                    ));
-                    delivery.confirm_token = Some(token);
-                }
-                (DeliveryKind::Welcome | DeliveryKind::Digest, Some(_)) => {
-                    let token = Token::generate();
-                    unsubscribe_hash = Some(token.hash());
-                    delivery.unsubscribe_token = Some(token);
-                }
-                _ => {}
+            let secrets = mint(&row);
+            if let (Some((hash, expires_at)), Some(subscriber_id)) =
+                (secrets.confirmation, row.subscriber_id)
+            {
+                confirmations.push((
+                    confirmation_tokens::subscriber_id.eq(subscriber_id),
+                    confirmation_tokens::token_hash.eq(hash),
+                    confirmation_tokens::created_at.eq(now),
+                    confirmation_tokens::expires_at.eq(expires_at),
+                ));
             }
-            secrets.push((delivery.id, delivery.message_id.clone(), unsubscribe_hash));
-            claimed.push(delivery);
+            // A copy may have left with the earlier token (its 250 lost, its worker killed):
+            // that link keeps working.
+            if let Some(previous) = due.unsubscribe_token_hash {
+                retired.push((
+                    retired_unsubscribe_tokens::token_hash.eq(previous),
+                    retired_unsubscribe_tokens::delivery_id.eq(row.id),
+                    retired_unsubscribe_tokens::created_at.eq(now),
+                ));
+            }
+            leases.push((row.id, secrets.message_id, secrets.unsubscribe_hash));
+            rows.push(row);
         }
-        if !new_tokens.is_empty() {
-            // Multi-row inserts need the concrete backend.
+        // Multi-row inserts need the concrete backend.
+        if !confirmations.is_empty() {
             crate::on_backend!(&mut *conn, |c| diesel::insert_into(
                 confirmation_tokens::table
             )
-            .values(&new_tokens)
+            .values(&confirmations)
             .execute(c))?;
         }
-        take_leases(conn, secrets, now + terms.lease)?;
+        if !retired.is_empty() {
+            crate::on_backend!(&mut *conn, |c| diesel::insert_into(
+                retired_unsubscribe_tokens::table
+            )
+            .values(&retired)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        }
+        take_leases(conn, request.claim_id, leases, now + request.lease)?;
         if !skipped.is_empty() {
             diesel::update(deliveries::table.filter(deliveries::id.eq_any(&skipped)))
                 .set((
@@ -175,32 +191,86 @@ pub fn claim_due_deliveries(
                 .execute(conn)?;
             finish_digests_when_done(conn, &touched_digests, now)?;
         }
-        Ok(claimed)
+        Ok(Claim {
+            rows,
+            sending_digests,
+        })
     })
 }
 
-/// Marks claimed rows `sending` under a lease, counts the attempt, and stores each row's
-/// Message-ID and unsubscribe-token hash: one UPDATE per row version. PostgreSQL takes the
+/// Due, queued rows: mail people wait for (`digest` = None, priority 0), or one digest's.
+fn due_ids(
+    conn: &mut DbConnection,
+    digest: Option<i64>,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    let queued = deliveries::table
+        .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
+        .filter(deliveries::next_attempt_at.le(now));
+    match digest {
+        None => {
+            let due = queued
+                .filter(deliveries::priority.eq(0))
+                .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
+                .limit(limit)
+                .select(deliveries::id);
+            match conn {
+                DbConnection::Postgres(c) => due.for_update().skip_locked().load(c),
+                DbConnection::Sqlite(c) => due.load(c),
+            }
+        }
+        Some(digest_id) => {
+            let due = queued
+                .filter(deliveries::digest_id.eq(digest_id))
+                .order(deliveries::id.asc())
+                .limit(limit)
+                .select(deliveries::id);
+            match conn {
+                DbConnection::Postgres(c) => due.for_update().skip_locked().load(c),
+                DbConnection::Sqlite(c) => due.load(c),
+            }
+        }
+    }
+}
+
+/// The kind and address of a row whose recipient still wants its mail: a confirmation only
+/// while pending, a welcome or digest only while confirmed, a test to its own address.
+fn wanted(row: &DueRow) -> Option<(DeliveryKind, String)> {
+    let kind = DeliveryKind::parse(&row.kind)?;
+    let status = row.status.as_deref().and_then(SubscriberStatus::parse);
+    let wanted = match kind {
+        DeliveryKind::Confirmation => status == Some(SubscriberStatus::Pending),
+        DeliveryKind::Welcome | DeliveryKind::Digest => status == Some(SubscriberStatus::Confirmed),
+        DeliveryKind::Test => row.to_address.is_some(),
+    };
+    let email = row.to_address.clone().or(row.email.clone())?;
+    wanted.then_some((kind, email))
+}
+
+/// Marks claimed rows `sending` under this claim and lease, counts the attempt, and stores each
+/// row's Message-ID and unsubscribe-token hash: one UPDATE per row version. PostgreSQL takes the
 /// whole batch in one statement (a round trip per row would dominate a large send); SQLite is
 /// in-process, where a statement per row inside the claim's transaction costs microseconds.
 fn take_leases(
     conn: &mut DbConnection,
-    secrets: Vec<(i64, String, Option<String>)>,
+    claim_id: i64,
+    rows: Vec<(i64, String, Option<String>)>,
     lease_until: NaiveDateTime,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     match conn {
         DbConnection::Postgres(c) => {
-            let mut ids = Vec::with_capacity(secrets.len());
-            let mut message_ids = Vec::with_capacity(secrets.len());
-            let mut hashes = Vec::with_capacity(secrets.len());
-            for (id, message_id, hash) in secrets {
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut message_ids = Vec::with_capacity(rows.len());
+            let mut hashes = Vec::with_capacity(rows.len());
+            for (id, message_id, hash) in rows {
                 ids.push(id);
                 message_ids.push(message_id);
                 hashes.push(hash);
             }
             diesel::sql_query(
-                "UPDATE deliveries AS d SET status = 'sending', lease_expires_at = $4,
+                "UPDATE deliveries AS d SET status = 'sending', lease_expires_at = $4, claim_id = $5,
                      attempts = d.attempts + 1, message_id = v.message_id, unsubscribe_token_hash = v.hash
                  FROM (SELECT unnest($1) AS id, unnest($2) AS message_id, unnest($3) AS hash) AS v
                  WHERE d.id = v.id",
@@ -209,14 +279,16 @@ fn take_leases(
             .bind::<Array<Text>, _>(message_ids)
             .bind::<Array<Nullable<Text>>, _>(hashes)
             .bind::<Timestamp, _>(lease_until)
+            .bind::<BigInt, _>(claim_id)
             .execute(c)?;
         }
         DbConnection::Sqlite(_) => {
-            for (id, message_id, hash) in secrets {
+            for (id, message_id, hash) in rows {
                 diesel::update(deliveries::table.find(id))
                     .set((
                         deliveries::status.eq(DeliveryStatus::Sending.as_str()),
                         deliveries::lease_expires_at.eq(lease_until),
+                        deliveries::claim_id.eq(claim_id),
                         deliveries::attempts.eq(deliveries::attempts + 1),
                         deliveries::message_id.eq(message_id),
                         deliveries::unsubscribe_token_hash.eq(hash),
@@ -226,25 +298,4 @@ fn take_leases(
         }
     }
     Ok(())
-}
-
-/// Rows left `sending` by a worker that died go back to the queue.
-fn reclaim_expired_leases(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
-    let reclaimed = diesel::update(
-        deliveries::table
-            .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
-            .filter(deliveries::lease_expires_at.lt(now)),
-    )
-    .set((
-        deliveries::status.eq(DeliveryStatus::Queued.as_str()),
-        deliveries::lease_expires_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    if reclaimed > 0 {
-        tracing::warn!(
-            reclaimed,
-            "took back deliveries whose lease ran out (a worker stopped mid-send)"
-        );
-    }
-    Ok(reclaimed)
 }

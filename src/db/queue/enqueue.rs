@@ -1,4 +1,5 @@
-//! Putting mail in the queue.
+//! Putting mail in the queue. (A digest's mail is queued in one INSERT … SELECT by
+//! [`crate::db::digests::queue_digest`].)
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -13,8 +14,6 @@ struct NewDelivery<'a> {
     kind: &'a str,
     priority: i32,
     subscriber_id: Option<i64>,
-    digest_id: Option<i64>,
-    to_address: Option<&'a str>,
     status: &'a str,
     attempts: i32,
     next_attempt_at: NaiveDateTime,
@@ -27,6 +26,9 @@ pub fn enqueue_for_subscribers(
     kind: DeliveryKind,
     subscriber_ids: &[i64],
 ) -> QueryResult<usize> {
+    if subscriber_ids.is_empty() {
+        return Ok(0);
+    }
     let now = now();
     let rows: Vec<NewDelivery<'_>> = subscriber_ids
         .iter()
@@ -34,8 +36,6 @@ pub fn enqueue_for_subscribers(
             kind: kind.as_str(),
             priority: kind.priority(),
             subscriber_id: Some(*id),
-            digest_id: None,
-            to_address: None,
             status: DeliveryStatus::Queued.as_str(),
             attempts: 0,
             next_attempt_at: now,

@@ -1,14 +1,18 @@
 //! The delivery queue: one row per mail to send. Rows are queued (`enqueue`), claimed by a
-//! worker under a lease (`claim`), and their outcome is written back (`record`). A lease that
-//! runs out (a crashed worker) puts the row back in the queue.
+//! worker under a lease that the worker renews while it lives (`claim`, `lease`), and their
+//! outcome is written back (`record`) only by the claim that still holds them, so a worker that
+//! lost its lease cannot undo what another recorded. A lease that runs out (a crashed worker)
+//! puts the row back in the queue.
 
 mod claim;
 mod enqueue;
+mod lease;
 mod record;
 
-pub use claim::{ClaimTerms, ClaimedDelivery, claim_due_deliveries};
+pub use claim::{Claim, ClaimRequest, ClaimedRow, RowSecrets, claim_due_deliveries};
 pub use enqueue::enqueue_for_subscribers;
-pub use record::{DeliveryOutcome, record_delivery_outcomes};
+pub use lease::{Reclaimed, reclaim_expired_leases, renew_leases};
+pub use record::{Finished, Outcome, RecordReport, RecordTerms, record_outcomes};
 
 use std::collections::BTreeSet;
 
@@ -19,7 +23,36 @@ use super::DbConnection;
 use super::schema::{deliveries, digests};
 use crate::domain::{DeliveryStatus, DigestStatus};
 
-/// A digest is `sent` once none of its deliveries is queued or being sent.
+/// The status a row goes back to when it leaves a worker unsent: `queued`, unless its digest
+/// was cancelled meanwhile, when it is `skipped` (cancel turns everything not yet sent into
+/// `skipped`, including what workers held at that moment).
+pub(crate) const BACK_TO_QUEUE: &str = "CASE WHEN EXISTS (SELECT 1 FROM digests g \
+     WHERE g.id = deliveries.digest_id AND g.status = 'cancelled') THEN 'skipped' ELSE 'queued' END";
+
+/// Someone who left gets nothing more: their queued mail is `skipped` now (not only when a
+/// worker would reach it), and a digest that was waiting only for them is finished.
+pub fn skip_queued_mail_of(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let queued = deliveries::table
+        .filter(deliveries::subscriber_id.eq(subscriber_id))
+        .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()));
+    let digests: BTreeSet<i64> = queued
+        .select(deliveries::digest_id)
+        .load::<Option<i64>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    diesel::update(queued)
+        .set(deliveries::status.eq(DeliveryStatus::Skipped.as_str()))
+        .execute(conn)?;
+    finish_digests_when_done(conn, &digests, now)
+}
+
+/// A digest is `sent` once none of its deliveries is queued or being sent (a paused one too:
+/// what was in flight when it paused was the last of it).
 ///
 /// On PostgreSQL the digest's row is locked first. Without it, two workers recording the last
 /// outcomes at the same moment each saw the other's rows still `sending` (not yet committed)
@@ -57,7 +90,10 @@ pub fn finish_digests_when_done(
             diesel::update(
                 digests::table
                     .find(digest_id)
-                    .filter(digests::status.eq(DigestStatus::Sending.as_str())),
+                    .filter(digests::status.eq_any([
+                        DigestStatus::Sending.as_str(),
+                        DigestStatus::Paused.as_str(),
+                    ])),
             )
             .set((
                 digests::status.eq(DigestStatus::Sent.as_str()),

@@ -1,6 +1,7 @@
-//! Following a confirmation link: the subscriber is confirmed once and welcomed.
+//! Following a confirmation link: the subscriber is confirmed once and welcomed once, however
+//! many times (and however concurrently) the link is followed. Each step is a conditional
+//! update that acts on its row count, so of twenty simultaneous clicks exactly one confirms.
 
-use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -32,56 +33,63 @@ pub fn confirm_subscriber(
 ) -> anyhow::Result<ConfirmOutcome> {
     write_tx(conn, |conn| {
         let now = now();
-        let found: Option<(i64, NaiveDateTime, Option<NaiveDateTime>)> = confirmation_tokens::table
+        let found: Option<i64> = confirmation_tokens::table
             .filter(confirmation_tokens::token_hash.eq(token_hash))
-            .select((
-                confirmation_tokens::subscriber_id,
-                confirmation_tokens::expires_at,
-                confirmation_tokens::used_at,
-            ))
+            .select(confirmation_tokens::subscriber_id)
             .first(conn)
             .optional()?;
-        let Some((subscriber_id, expires_at, used_at)) = found else {
+        let Some(subscriber_id) = found else {
             return Ok(ConfirmOutcome::NotFound);
         };
-        let subscriber =
-            find_subscriber(conn, subscriber_id)?.context("token without subscriber")?;
-        let status = SubscriberStatus::parse(&subscriber.status);
-        if status == Some(SubscriberStatus::Confirmed) {
-            mark_token_used(conn, token_hash, now)?;
-            return Ok(ConfirmOutcome::AlreadyConfirmed);
+        // The link is spent by the one request that marks it used while it is still good.
+        let spent = diesel::update(
+            confirmation_tokens::table
+                .filter(confirmation_tokens::token_hash.eq(token_hash))
+                .filter(confirmation_tokens::used_at.is_null())
+                .filter(confirmation_tokens::expires_at.ge(now)),
+        )
+        .set(confirmation_tokens::used_at.eq(now))
+        .execute(conn)?;
+        // And the subscriber is confirmed by the one request that finds them still pending
+        // (another of their links may be followed at the same moment).
+        let confirmed = if spent == 1 {
+            confirm_pending(conn, subscriber_id, now)?
+        } else {
+            0
+        };
+        if confirmed == 1 {
+            insert_event(conn, subscriber_id, EventKind::Confirmed, context)?;
+            if send_welcome {
+                enqueue_for_subscribers(conn, DeliveryKind::Welcome, &[subscriber_id])?;
+            }
+            return Ok(ConfirmOutcome::Confirmed);
         }
-        if used_at.is_some() || expires_at < now || status != Some(SubscriberStatus::Pending) {
-            return Ok(ConfirmOutcome::Expired {
+        let Some(subscriber) = find_subscriber(conn, subscriber_id)? else {
+            return Ok(ConfirmOutcome::NotFound);
+        };
+        Ok(match SubscriberStatus::parse(&subscriber.status) {
+            Some(SubscriberStatus::Confirmed) => ConfirmOutcome::AlreadyConfirmed,
+            _ => ConfirmOutcome::Expired {
                 email: subscriber.email,
-            });
-        }
-        mark_token_used(conn, token_hash, now)?;
-        diesel::update(subscribers::table.find(subscriber_id))
-            .set((
-                subscribers::status.eq(SubscriberStatus::Confirmed.as_str()),
-                subscribers::confirmed_at.eq(now),
-                subscribers::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        insert_event(conn, subscriber_id, EventKind::Confirmed, context)?;
-        if send_welcome {
-            enqueue_for_subscribers(conn, DeliveryKind::Welcome, &[subscriber_id])?;
-        }
-        Ok(ConfirmOutcome::Confirmed)
+            },
+        })
     })
 }
 
-fn mark_token_used(
+fn confirm_pending(
     conn: &mut DbConnection,
-    token_hash: &str,
+    subscriber_id: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(
-        confirmation_tokens::table
-            .filter(confirmation_tokens::token_hash.eq(token_hash))
-            .filter(confirmation_tokens::used_at.is_null()),
+        subscribers::table
+            .find(subscriber_id)
+            .filter(subscribers::status.eq(SubscriberStatus::Pending.as_str())),
     )
-    .set(confirmation_tokens::used_at.eq(now))
+    .set((
+        subscribers::status.eq(SubscriberStatus::Confirmed.as_str()),
+        subscribers::confirmed_at.eq(now),
+        subscribers::updated_at.eq(now),
+    ))
     .execute(conn)
 }

@@ -9,16 +9,18 @@ mod unsubscribe;
 
 pub use confirm::{ConfirmOutcome, confirm_subscriber};
 pub use erase::erase_subscriber;
-pub use import::{ImportReport, import_subscribers};
+pub use import::{ImportReport, ImportedPerson, WithoutStatus, import_subscribers};
 pub use signup::{Signup, SignupOutcome, record_signups};
-pub use unsubscribe::{find_subscriber_by_unsubscribe_token, unsubscribe_subscriber};
+pub use unsubscribe::{
+    find_subscriber_by_unsubscribe_token, unsubscribe_by_staff, unsubscribe_subscriber,
+};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::subscribers;
-use crate::domain::SubscriberStatus;
+use crate::domain::{SubscriberStatus, email_key};
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = subscribers)]
@@ -37,11 +39,13 @@ pub struct Subscriber {
 #[diesel(table_name = subscribers, treat_none_as_default_value = false)]
 pub(super) struct NewSubscriber<'a> {
     pub(super) email: &'a str,
+    pub(super) email_key: String,
     pub(super) name: Option<&'a str>,
     pub(super) status: &'a str,
     pub(super) created_at: NaiveDateTime,
     pub(super) updated_at: NaiveDateTime,
     pub(super) confirmed_at: Option<NaiveDateTime>,
+    pub(super) unsubscribed_at: Option<NaiveDateTime>,
 }
 
 /// Inserts a subscriber and returns the new id.
@@ -55,12 +59,13 @@ pub(super) fn insert_subscriber(
         .get_result(c))
 }
 
+/// The subscriber with this address, however its letters are cased.
 pub fn find_subscriber_by_email(
     conn: &mut DbConnection,
     email: &str,
 ) -> QueryResult<Option<Subscriber>> {
     subscribers::table
-        .filter(subscribers::email.eq(email))
+        .filter(subscribers::email_key.eq(email_key(email)))
         .select(Subscriber::as_select())
         .first(conn)
         .optional()
@@ -74,18 +79,30 @@ pub fn find_subscriber(conn: &mut DbConnection, id: i64) -> QueryResult<Option<S
         .optional()
 }
 
+/// Which subscribers a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberFilter {
+    pub status: Option<SubscriberStatus>,
+    /// One address (any letter case).
+    pub email: Option<String>,
+}
+
 /// One page of subscribers (newest first) and how many there are in all.
 pub fn list_subscribers(
     conn: &mut DbConnection,
-    status: Option<SubscriberStatus>,
+    filter: &SubscriberFilter,
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<Subscriber>, i64)> {
     let mut query = subscribers::table.into_boxed();
     let mut count = subscribers::table.into_boxed();
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         query = query.filter(subscribers::status.eq(status.as_str()));
         count = count.filter(subscribers::status.eq(status.as_str()));
+    }
+    if let Some(email) = &filter.email {
+        query = query.filter(subscribers::email_key.eq(email_key(email)));
+        count = count.filter(subscribers::email_key.eq(email_key(email)));
     }
     let total = count.count().get_result(conn)?;
     let rows = query

@@ -1,18 +1,22 @@
 //! Signups: a pending subscriber, a `subscribed` entry in the ledger and a queued confirmation,
 //! written for a whole batch of concurrent signups at once (see [`crate::db::group_commit`]).
+//! An address is matched by its key (see [`crate::domain::email_key`]), so `Maria@Example.org`
+//! signing up again as `maria@example.org` is the same person.
 
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{NewSubscriber, Subscriber, find_subscriber_by_email};
+use super::{NewSubscriber, Subscriber};
 use crate::db::events::{EventContext, insert_event, insert_events};
 use crate::db::queue::enqueue_for_subscribers;
 use crate::db::schema::{deliveries, subscribers};
 use crate::db::{DbConnection, now};
-use crate::domain::{DeliveryKind, EventKind, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::domain::{
+    DeliveryKind, EventKind, LinkLimit, SubscriberEmail, SubscriberName, SubscriberStatus,
+};
 
 /// What a signup did. The HTTP answer is the same for all of them; only logs and tests differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +35,11 @@ pub struct Signup {
     pub email: SubscriberEmail,
     pub name: Option<SubscriberName>,
     pub context: EventContext,
-    pub max_links_per_hour: i64,
+    pub links: LinkLimit,
 }
 
 /// Records signups inside the caller's write transaction (they are group-committed, see
-/// [`super::group_commit`]) and returns one outcome per signup, in order. Each signup is a
+/// [`crate::db::group_commit`]) and returns one outcome per signup, in order. Each signup is a
 /// pending subscriber, a `subscribed` event and a queued confirmation; the confirmation token
 /// itself is made when the mail is rendered, so the raw token exists only in the mail.
 ///
@@ -45,13 +49,11 @@ pub fn record_signups(
     conn: &mut DbConnection,
     signups: &[Signup],
 ) -> anyhow::Result<Vec<SignupOutcome>> {
-    let emails: Vec<&str> = signups.iter().map(|s| s.email.as_str()).collect();
-    let known = known_emails(conn, &emails)?;
+    let keys: Vec<String> = signups.iter().map(|s| s.email.key()).collect();
+    let known = known_keys(conn, &keys)?;
     let mut first_sightings = HashSet::new();
-    let (fresh, others): (Vec<usize>, Vec<usize>) = (0..signups.len()).partition(|&i| {
-        let email = signups[i].email.as_str();
-        !known.contains(email) && first_sightings.insert(email)
-    });
+    let (fresh, others): (Vec<usize>, Vec<usize>) = (0..signups.len())
+        .partition(|&i| !known.contains(&keys[i]) && first_sightings.insert(keys[i].as_str()));
     let mut later = others;
 
     if !fresh.is_empty() {
@@ -59,9 +61,8 @@ pub fn record_signups(
         let id_of = insert_pending(conn, &new)?;
         let mut events = Vec::with_capacity(fresh.len());
         for i in fresh {
-            let signup = &signups[i];
-            match id_of.get(signup.email.as_str()) {
-                Some(id) => events.push((*id, &signup.context)),
+            match id_of.get(&keys[i]) {
+                Some(id) => events.push((*id, &signups[i].context)),
                 // Added by another transaction since we looked: treated as a known address.
                 None => later.push(i),
             }
@@ -78,9 +79,9 @@ pub fn record_signups(
     Ok(outcomes)
 }
 
-/// Inserts pending subscribers for addresses not on the list; returns the new ids by address.
+/// Inserts pending subscribers for addresses not on the list; returns the new ids by key.
 /// An address another transaction added meanwhile is left out (`ON CONFLICT DO NOTHING`, which
-/// on PostgreSQL waits for that transaction), and rows go in address order, so two batches
+/// on PostgreSQL waits for that transaction), and rows go in key order, so two batches
 /// with addresses in common lock them in the same order and cannot deadlock.
 fn insert_pending(
     conn: &mut DbConnection,
@@ -91,51 +92,50 @@ fn insert_pending(
         .iter()
         .map(|s| NewSubscriber {
             email: s.email.as_str(),
+            email_key: s.email.key(),
             name: s.name.as_ref().map(SubscriberName::as_str),
             status: SubscriberStatus::Pending.as_str(),
             created_at: now,
             updated_at: now,
             confirmed_at: None,
+            unsubscribed_at: None,
         })
         .collect();
-    values.sort_unstable_by(|a, b| a.email.cmp(b.email));
+    values.sort_unstable_by(|a, b| a.email_key.cmp(&b.email_key));
     let inserted: Vec<(i64, String)> =
         crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
             .values(&values)
-            .on_conflict(subscribers::email)
+            .on_conflict(subscribers::email_key)
             .do_nothing()
-            .returning((subscribers::id, subscribers::email))
+            .returning((subscribers::id, subscribers::email_key))
             .get_results(c))?;
-    Ok(inserted
-        .into_iter()
-        .map(|(id, email)| (email, id))
-        .collect())
+    Ok(inserted.into_iter().map(|(id, key)| (key, id)).collect())
 }
 
-/// Which of `emails` are on the list already.
+/// Which of `keys` are on the list already.
 ///
 /// On PostgreSQL this is an unprepared statement, planned with its values each time. As a
 /// prepared statement, a connection that first ran it while the table was nearly empty kept that
 /// generic plan, a sequential scan, until the next ANALYZE: measured in the signup benchmark as
 /// 1,938 scans reading 37 million rows in 10 s, and the p99 doubled.
-fn known_emails(conn: &mut DbConnection, emails: &[&str]) -> QueryResult<HashSet<String>> {
+fn known_keys(conn: &mut DbConnection, keys: &[String]) -> QueryResult<HashSet<String>> {
     #[derive(QueryableByName)]
     struct Known {
         #[diesel(sql_type = diesel::sql_types::Text)]
-        email: String,
+        email_key: String,
     }
     let known: Vec<String> = match conn {
         DbConnection::Postgres(c) => {
-            diesel::sql_query("SELECT email FROM subscribers WHERE email = ANY($1)")
-                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(emails)
+            diesel::sql_query("SELECT email_key FROM subscribers WHERE email_key = ANY($1)")
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
                 .load::<Known>(c)?
                 .into_iter()
-                .map(|k| k.email)
+                .map(|k| k.email_key)
                 .collect()
         }
         DbConnection::Sqlite(_) => subscribers::table
-            .filter(subscribers::email.eq_any(emails))
-            .select(subscribers::email)
+            .filter(subscribers::email_key.eq_any(keys))
+            .select(subscribers::email_key)
             .load(conn)?,
     };
     Ok(known.into_iter().collect())
@@ -147,14 +147,14 @@ fn record_signup(conn: &mut DbConnection, signup: &Signup) -> anyhow::Result<Sig
     let name = signup.name.as_ref();
     // On PostgreSQL the row stays locked to the end of the transaction, so two instances (or
     // two committers) signing up the same address take turns and the hourly link limit holds.
+    let by_key = subscribers::table.filter(subscribers::email_key.eq(signup.email.key()));
     let existing = match conn {
-        DbConnection::Postgres(c) => subscribers::table
-            .filter(subscribers::email.eq(signup.email.as_str()))
+        DbConnection::Postgres(c) => by_key
             .select(Subscriber::as_select())
             .for_update()
             .first(c)
             .optional()?,
-        DbConnection::Sqlite(_) => find_subscriber_by_email(conn, signup.email.as_str())?,
+        DbConnection::Sqlite(c) => by_key.select(Subscriber::as_select()).first(c).optional()?,
     };
     let subscriber_id = match existing {
         None => insert_pending(conn, &[signup])?
@@ -164,7 +164,10 @@ fn record_signup(conn: &mut DbConnection, signup: &Signup) -> anyhow::Result<Sig
         Some(s) => match SubscriberStatus::parse(&s.status) {
             Some(SubscriberStatus::Confirmed) => return Ok(SignupOutcome::AlreadyConfirmed),
             Some(SubscriberStatus::Pending) => {
-                if confirmations_in_last_hour(conn, s.id, now)? >= signup.max_links_per_hour {
+                if !signup
+                    .links
+                    .allows_another(links_sent_recently(conn, s.id, now)?)
+                {
                     return Ok(SignupOutcome::TooManyLinks);
                 }
                 update_pending(conn, s.id, name, now)?;
@@ -199,7 +202,8 @@ fn update_pending(
     }
 }
 
-fn confirmations_in_last_hour(
+/// Confirmation links queued for a subscriber within [`LinkLimit::window`].
+fn links_sent_recently(
     conn: &mut DbConnection,
     subscriber_id: i64,
     now: NaiveDateTime,
@@ -207,7 +211,7 @@ fn confirmations_in_last_hour(
     deliveries::table
         .filter(deliveries::subscriber_id.eq(subscriber_id))
         .filter(deliveries::kind.eq(DeliveryKind::Confirmation.as_str()))
-        .filter(deliveries::created_at.gt(now - Duration::hours(1)))
+        .filter(deliveries::created_at.gt(now - LinkLimit::window()))
         .count()
         .get_result(conn)
 }

@@ -1,27 +1,48 @@
-//! Unsubscribing with the link (or one-click POST) that a mail carried.
+//! Unsubscribing: with the link (or the RFC 8058 one-click POST) a mail carried, or by staff.
+//! Idempotent and race-free: only the request that changes the status writes the ledger entry,
+//! and the person's queued mail is skipped at once.
 
 use diesel::prelude::*;
 
-use super::Subscriber;
+use super::{Subscriber, find_subscriber};
 use crate::db::events::{EventContext, insert_event};
-use crate::db::schema::{deliveries, subscribers};
+use crate::db::queue::skip_queued_mail_of;
+use crate::db::schema::{deliveries, retired_unsubscribe_tokens, subscribers};
 use crate::db::{DbConnection, now, write_tx};
 use crate::domain::{EventKind, SubscriberStatus};
 
-/// The subscriber whose mail carried this unsubscribe token.
+/// The subscriber whose mail carried this unsubscribe token: the token of a delivery's latest
+/// copy, or of an earlier copy of it (see `retired_unsubscribe_tokens`).
 pub fn find_subscriber_by_unsubscribe_token(
     conn: &mut DbConnection,
     token_hash: &str,
 ) -> QueryResult<Option<Subscriber>> {
-    deliveries::table
+    let latest = deliveries::table
         .inner_join(subscribers::table)
         .filter(deliveries::unsubscribe_token_hash.eq(token_hash))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()?;
+    if latest.is_some() {
+        return Ok(latest);
+    }
+    let delivery: Option<i64> = retired_unsubscribe_tokens::table
+        .find(token_hash)
+        .select(retired_unsubscribe_tokens::delivery_id)
+        .first(conn)
+        .optional()?;
+    let Some(delivery) = delivery else {
+        return Ok(None);
+    };
+    deliveries::table
+        .inner_join(subscribers::table)
+        .filter(deliveries::id.eq(delivery))
         .select(Subscriber::as_select())
         .first(conn)
         .optional()
 }
 
-/// Unsubscribes the owner of an unsubscribe token; `None` for an unknown token. Idempotent.
+/// Unsubscribes the owner of an unsubscribe token; `None` for an unknown token.
 pub fn unsubscribe_subscriber(
     conn: &mut DbConnection,
     token_hash: &str,
@@ -31,18 +52,46 @@ pub fn unsubscribe_subscriber(
         let Some(subscriber) = find_subscriber_by_unsubscribe_token(conn, token_hash)? else {
             return Ok(None);
         };
-        if subscriber.status == SubscriberStatus::Unsubscribed.as_str() {
-            return Ok(Some(subscriber));
-        }
-        let now = now();
-        diesel::update(subscribers::table.find(subscriber.id))
-            .set((
-                subscribers::status.eq(SubscriberStatus::Unsubscribed.as_str()),
-                subscribers::unsubscribed_at.eq(now),
-                subscribers::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        insert_event(conn, subscriber.id, EventKind::Unsubscribed, context)?;
+        unsubscribe(conn, &subscriber, context)?;
         Ok(Some(subscriber))
     })
+}
+
+/// Staff unsubscribe a person (who asked by phone, say); `None` when there is no such id.
+pub fn unsubscribe_by_staff(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    context: &EventContext,
+) -> anyhow::Result<Option<Subscriber>> {
+    write_tx(conn, |conn| {
+        let Some(subscriber) = find_subscriber(conn, subscriber_id)? else {
+            return Ok(None);
+        };
+        unsubscribe(conn, &subscriber, context)?;
+        Ok(find_subscriber(conn, subscriber_id)?)
+    })
+}
+
+fn unsubscribe(
+    conn: &mut DbConnection,
+    subscriber: &Subscriber,
+    context: &EventContext,
+) -> anyhow::Result<()> {
+    let now = now();
+    let changed = diesel::update(
+        subscribers::table
+            .find(subscriber.id)
+            .filter(subscribers::status.ne(SubscriberStatus::Unsubscribed.as_str())),
+    )
+    .set((
+        subscribers::status.eq(SubscriberStatus::Unsubscribed.as_str()),
+        subscribers::unsubscribed_at.eq(now),
+        subscribers::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if changed == 1 {
+        insert_event(conn, subscriber.id, EventKind::Unsubscribed, context)?;
+        skip_queued_mail_of(conn, subscriber.id, now)?;
+    }
+    Ok(())
 }

@@ -48,7 +48,7 @@ pub async fn list_articles(
     query: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (page, per_page) = (query.page(), query.per_page());
+    let (page, per_page) = (query.page()?, query.per_page());
     let articles = state
         .db
         .run(move |conn| Ok(load_articles(conn, page, per_page)?))

@@ -1,4 +1,5 @@
-//! Digests for staff: create a draft, preview it, send a test, send it, watch it finish.
+//! Digests for staff: create a draft, preview it, send a test, send it, watch it finish, and
+//! pause, resume or cancel the send.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -7,10 +8,12 @@ use crate::db::articles::Article;
 
 use super::Staff;
 use crate::db::digests::{
-    CreateDigestError, Digest, SendStart, create_digest as create, digest_progress, find_digest,
-    list_digests as load_digests, queue_digest,
+    CreateDigestError, Digest, SendStart, Transition, cancel_digest as cancel,
+    create_digest as create, digest_progress, find_digest, list_digests as load_digests,
+    pause_digest as pause, queue_digest, resume_digest as resume,
 };
 use crate::digests::{PreviewFormat, TestSendError, parse_digest, preview, send_test};
+use crate::domain::DigestStatus;
 use crate::routes::ApiError;
 use crate::startup::AppState;
 
@@ -160,4 +163,85 @@ pub async fn send_digest(
         }
         SendStart::NotFound => Err(ApiError::NotFound(format!("digest {id} does not exist"))),
     }
+}
+
+/// Which way staff move a send.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+pub async fn pause_digest(
+    staff: Staff,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    move_digest(staff, id.into_inner(), state, Move::Pause).await
+}
+
+pub async fn resume_digest(
+    staff: Staff,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    move_digest(staff, id.into_inner(), state, Move::Resume).await
+}
+
+pub async fn cancel_digest(
+    staff: Staff,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    move_digest(staff, id.into_inner(), state, Move::Cancel).await
+}
+
+/// Pauses, resumes or cancels; answers the digest's status (as `GET /digests/{id}`). This
+/// process's own worker hears of it at once; others at their next claim or record.
+async fn move_digest(
+    staff: Staff,
+    id: i64,
+    state: web::Data<AppState>,
+    to: Move,
+) -> Result<HttpResponse, ApiError> {
+    let who = staff.name.clone();
+    let transition = state
+        .db
+        .run(move |conn| match to {
+            Move::Pause => pause(conn, id, &format!("paused by {who}")),
+            Move::Resume => resume(conn, id),
+            Move::Cancel => cancel(conn, id, &format!("cancelled by {who}")),
+        })
+        .await?;
+    match transition {
+        Transition::Done(status) => {
+            state.digest_gate.set(id, status);
+            if status == DigestStatus::Sending {
+                state.wake_worker.notify_one();
+            }
+            tracing::info!(staff = %staff.name, digest = id, status = status.as_str(), "digest send changed");
+        }
+        Transition::Already(_) => {}
+        Transition::NotFrom(status) => {
+            let allowed = match to {
+                Move::Pause => "only a sending digest can be paused",
+                Move::Resume => "only a paused digest can be resumed",
+                Move::Cancel => "only a sending, paused or scheduled digest can be cancelled",
+            };
+            return Err(ApiError::Conflict(format!(
+                "digest {id} is {status}; {allowed}"
+            )));
+        }
+        Transition::NotFound => {
+            return Err(ApiError::NotFound(format!("digest {id} does not exist")));
+        }
+    }
+    let progress = state
+        .db
+        .run(move |conn| Ok(digest_progress(conn, id)?))
+        .await?;
+    progress
+        .map(|p| HttpResponse::Ok().json(p))
+        .ok_or_else(|| ApiError::NotFound(format!("digest {id} does not exist")))
 }

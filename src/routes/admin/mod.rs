@@ -36,7 +36,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::post().to(digests::send_test_digest),
         )
         .route("/digests/{id}/send", web::post().to(digests::send_digest))
+        .route("/digests/{id}/pause", web::post().to(digests::pause_digest))
+        .route(
+            "/digests/{id}/resume",
+            web::post().to(digests::resume_digest),
+        )
+        .route(
+            "/digests/{id}/cancel",
+            web::post().to(digests::cancel_digest),
+        )
         .route("/subscribers", web::get().to(subscribers::list_subscribers))
+        .route(
+            "/subscribers/{id}/unsubscribe",
+            web::post().to(subscribers::unsubscribe_subscriber),
+        )
         .route(
             "/subscribers/{id}",
             web::delete().to(subscribers::erase_subscriber),
@@ -74,6 +87,9 @@ impl FromRequest for Staff {
     }
 }
 
+/// The highest page a listing serves; past it the offset would overflow.
+const MAX_PAGE: i64 = 1_000_000;
+
 /// `?page=` (from 1) for listings.
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -82,8 +98,13 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn page(&self) -> i64 {
-        self.page.unwrap_or(1).max(1)
+    pub fn page(&self) -> Result<i64, ApiError> {
+        match self.page.unwrap_or(1) {
+            page @ 1..=MAX_PAGE => Ok(page),
+            _ => Err(ApiError::BadRequest(format!(
+                "page must be a number from 1 to {MAX_PAGE}"
+            ))),
+        }
     }
 
     pub fn per_page(&self) -> i64 {

@@ -165,8 +165,8 @@ async fn import(
     );
     if total.asked_to_confirm > 0 {
         println!(
-            "{} of them had no status and were added pending: each gets a mail asking to confirm \
-             (use --confirmed --consent \"…\" when they agreed elsewhere)",
+            "{} of them were added pending: each gets a mail asking to confirm (people without \
+             a status are added so unless --confirmed --consent \"…\" says how they agreed)",
             total.asked_to_confirm
         );
     }

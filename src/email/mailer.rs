@@ -207,7 +207,9 @@ impl MailSession {
     }
 
     /// After a refusal the server is still there: reset the transaction and keep the
-    /// connection. After anything else, start afresh next time.
+    /// connection. After anything else, or when the reset gets no answer, the connection is
+    /// dropped (closed without a QUIT, which a confused server might never answer) and the
+    /// next message opens a new one.
     async fn recover(&mut self, answered: bool, timeout: Duration) {
         let Some(mut connection) = self.connection.take() else {
             return;
@@ -219,9 +221,7 @@ impl MailSession {
             )
         {
             self.connection = Some(connection);
-            return;
         }
-        connection.abort().await;
     }
 
     /// Says goodbye to the SMTP server, if connected, without waiting long for its answer.

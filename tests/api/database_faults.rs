@@ -2,51 +2,10 @@
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{TestApp, on_postgres, spawn_app, spawn_app_without_worker};
-
-/// SQLite's write lock held by a connection of its own (as another process would), with an
-/// uncommitted insert, until [`WriteLock::release`] or `at_most` has passed.
-struct WriteLock {
-    release: std::sync::mpsc::Sender<()>,
-    holder: std::thread::JoinHandle<()>,
-}
-
-impl WriteLock {
-    /// Returns once the lock is held.
-    fn hold(app: &TestApp, at_most: Duration) -> WriteLock {
-        let path = app
-            .settings
-            .database
-            .url
-            .expose_secret()
-            .trim_start_matches("sqlite://")
-            .to_string();
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let holder = std::thread::spawn(move || {
-            let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
-            conn.batch_execute(
-                "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
-            )
-            .unwrap();
-            locked_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(at_most);
-            conn.batch_execute("ROLLBACK").unwrap();
-        });
-        locked_rx.recv().unwrap();
-        WriteLock { release, holder }
-    }
-
-    /// Lets go (if `at_most` has not passed yet) and waits until the lock is free.
-    fn release(self) {
-        let _ = self.release.send(());
-        self.holder.join().unwrap();
-    }
-}
+use crate::helpers::{WriteLock, on_postgres, spawn_app, spawn_app_without_worker};
 
 #[tokio::test]
 async fn signups_wait_out_a_sqlite_write_lock_instead_of_failing() {

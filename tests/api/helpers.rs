@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -95,6 +95,12 @@ pub struct Refusal {
 struct SinkState {
     messages: Arc<Mutex<Vec<ReceivedMail>>>,
     refusals: Arc<Mutex<HashMap<String, Refusal>>>,
+    /// Answers that replace the OK at MAIL FROM, at RCPT TO for everyone, and after the message.
+    at_mail: Arc<Mutex<Option<(u16, String)>>>,
+    at_every_rcpt: Arc<Mutex<Option<(u16, String)>>>,
+    at_data_end: Arc<Mutex<Option<(u16, String)>>>,
+    /// How long the server thinks before it accepts a message.
+    delay: Arc<Mutex<Duration>>,
 }
 
 #[derive(Clone)]
@@ -107,10 +113,16 @@ struct SinkHandler {
 impl Handler for SinkHandler {
     fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
         self.rcpts.clear();
-        OK
+        match self.state.at_mail.lock().unwrap().clone() {
+            Some((code, message)) => Response::custom(code, message),
+            None => OK,
+        }
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
+        if let Some((code, message)) = self.state.at_every_rcpt.lock().unwrap().clone() {
+            return Response::custom(code, message);
+        }
         let mut refusals = self.state.refusals.lock().unwrap();
         if let Some(refusal) = refusals.get_mut(&to.to_lowercase()) {
             let refuse = match &mut refusal.times {
@@ -146,6 +158,11 @@ impl Handler for SinkHandler {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = *self.state.delay.lock().unwrap();
+        std::thread::sleep(delay);
+        if let Some((code, message)) = self.state.at_data_end.lock().unwrap().clone() {
+            return Response::custom(code, message);
+        }
         let mail = ReceivedMail {
             rcpts: self.rcpts.clone(),
             raw: std::mem::take(&mut self.data),
@@ -203,6 +220,26 @@ impl TestSmtp {
                 times,
             },
         );
+    }
+
+    /// Answers MAIL FROM with this reply (`None`: OK again).
+    pub fn answer_mail_from(&self, reply: Option<(u16, &str)>) {
+        *self.state.at_mail.lock().unwrap() = reply.map(|(c, m)| (c, m.to_string()));
+    }
+
+    /// Answers every RCPT TO with this reply (`None`: as usual again).
+    pub fn answer_every_rcpt(&self, reply: Option<(u16, &str)>) {
+        *self.state.at_every_rcpt.lock().unwrap() = reply.map(|(c, m)| (c, m.to_string()));
+    }
+
+    /// Answers the end of every message with this reply instead of accepting it.
+    pub fn answer_data_end(&self, reply: Option<(u16, &str)>) {
+        *self.state.at_data_end.lock().unwrap() = reply.map(|(c, m)| (c, m.to_string()));
+    }
+
+    /// Takes this long over each message before accepting it (a slow relay).
+    pub fn take_time(&self, per_message: Duration) {
+        *self.state.delay.lock().unwrap() = per_message;
     }
 
     pub fn messages_to(&self, rcpt: &str) -> Vec<ReceivedMail> {
@@ -648,13 +685,74 @@ impl TestApp {
     }
 }
 
-/// A new SQLite file in `dir`, or a new PostgreSQL database next to `NEWSLETTER_TEST_DATABASE_URL`.
+/// A lock on the database that stops every write to the queue, held by a connection of its
+/// own (as another process would) until [`WriteLock::release`] or `at_most` has passed:
+/// SQLite's write lock (with an uncommitted insert), or on PostgreSQL an EXCLUSIVE lock on
+/// `deliveries` (reads go on).
+pub struct WriteLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl WriteLock {
+    /// Returns once the lock is held.
+    pub fn hold(app: &TestApp, at_most: Duration) -> WriteLock {
+        use diesel::connection::SimpleConnection;
+        use secrecy::ExposeSecret;
+        let url = app.settings.database.url.expose_secret().to_string();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut conn: Box<dyn SimpleConnection> = match url.strip_prefix("sqlite://") {
+                Some(path) => {
+                    let mut conn = diesel::sqlite::SqliteConnection::establish(path).unwrap();
+                    conn.batch_execute(
+                        "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
+                    )
+                    .unwrap();
+                    Box::new(conn)
+                }
+                None => {
+                    let mut conn = PgConnection::establish(&url).unwrap();
+                    conn.batch_execute("BEGIN; LOCK TABLE deliveries IN EXCLUSIVE MODE;")
+                        .unwrap();
+                    Box::new(conn)
+                }
+            };
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(at_most);
+            conn.batch_execute("ROLLBACK").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        WriteLock { release, holder }
+    }
+
+    /// Lets go (if `at_most` has not passed yet) and waits until the lock is free.
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.holder.join().unwrap();
+    }
+}
+
+/// A new SQLite file in `dir`, or a new PostgreSQL database next to `NEWSLETTER_TEST_DATABASE_URL`,
+/// with every migration applied.
 pub fn fresh_database_url(dir: &std::path::Path) -> String {
+    let url = empty_database_url(dir);
+    // Migrations run under the same lock: parallel first migrations race in pg_type.
+    let _serialized = CREATE_LOCK.lock().unwrap();
+    let db = Db::connect(&url.clone().into(), 1).unwrap();
+    db.migrate().unwrap();
+    url
+}
+
+static CREATE_LOCK: Mutex<()> = Mutex::new(());
+
+/// As [`fresh_database_url`], but with no tables yet.
+pub fn empty_database_url(dir: &std::path::Path) -> String {
     let Ok(admin_url) = std::env::var("NEWSLETTER_TEST_DATABASE_URL") else {
         return format!("sqlite://{}", dir.join("newsletter.db").display());
     };
-    static CREATE_LOCK: OnceLock<Mutex<()>> = OnceLock::new();
-    let _serialized = CREATE_LOCK.get_or_init(Mutex::default).lock().unwrap();
+    let _serialized = CREATE_LOCK.lock().unwrap();
     let name = format!("nl_test_{:016x}", rand::rng().random::<u64>());
     let mut admin =
         PgConnection::establish(&admin_url).expect("NEWSLETTER_TEST_DATABASE_URL is reachable");
@@ -670,9 +768,6 @@ pub fn fresh_database_url(dir: &std::path::Path) -> String {
     if !url.query_pairs().any(|(key, _)| key == "sslmode") {
         url.query_pairs_mut().append_pair("sslmode", "disable");
     }
-    // Migrations run under the same lock: parallel first migrations race in pg_type.
-    let db = Db::connect(&url.to_string().into(), 1).unwrap();
-    db.migrate().unwrap();
     url.to_string()
 }
 
@@ -718,18 +813,31 @@ pub fn on_postgres() -> bool {
 pub struct DroppingSmtp {
     pub port: u16,
     drops: Arc<Mutex<usize>>,
+    /// Messages taken whole and kept, then the connection closed before the 250 is sent.
+    lost_replies: Arc<Mutex<usize>>,
     pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl DroppingSmtp {
-    /// Runs on its own thread, so it keeps answering while a test blocks.
     pub fn start(drops: usize) -> DroppingSmtp {
+        DroppingSmtp::serve(drops, 0)
+    }
+
+    /// Keeps the first `lost` messages but hangs up instead of answering 250: the sender
+    /// cannot know they arrived (as when a connection breaks at the worst moment).
+    pub fn losing_replies(lost: usize) -> DroppingSmtp {
+        DroppingSmtp::serve(0, lost)
+    }
+
+    /// Runs on its own thread, so it keeps answering while a test blocks.
+    fn serve(drops: usize, lost_replies: usize) -> DroppingSmtp {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let server = DroppingSmtp {
             port: std_listener.local_addr().unwrap().port(),
             drops: Arc::new(Mutex::new(drops)),
+            lost_replies: Arc::new(Mutex::new(lost_replies)),
             accepted: Arc::default(),
         };
         let state = server.clone();
@@ -778,6 +886,15 @@ impl DroppingSmtp {
                                     message.extend_from_slice(line.as_bytes());
                                 }
                                 state.accepted.lock().unwrap().push(message);
+                                let lose_reply = {
+                                    let mut lost = state.lost_replies.lock().unwrap();
+                                    let now = *lost > 0;
+                                    *lost = lost.saturating_sub(1);
+                                    now
+                                };
+                                if lose_reply {
+                                    return; // kept, but no 250
+                                }
                                 b"250 queued\r\n"
                             } else if command == "QUIT" {
                                 let _ = write.write_all(b"221 bye\r\n").await;

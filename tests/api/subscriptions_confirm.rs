@@ -130,3 +130,29 @@ async fn no_welcome_mail_when_it_is_turned_off() {
     assert_eq!(app.smtp.messages_to("dave@example.org").len(), 1);
     assert!(app.delivery_statuses("welcome").is_empty());
 }
+
+#[tokio::test]
+async fn twenty_simultaneous_clicks_on_one_link_confirm_once_and_welcome_once() {
+    let app = spawn_app().await;
+    app.signup("clicker@example.org").await;
+    let mail = app.smtp.wait_for("clicker@example.org", 1).await.remove(0);
+    let link = mail.link("/subscriptions/confirm");
+    let clicks = (0..20).map(|_| {
+        let (client, link) = (app.client.clone(), link.clone());
+        async move { client.get(&link).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(clicks).await;
+    assert_eq!(statuses, [200; 20]);
+    let confirmed: i64 = app.query(|c| {
+        subscriber_events::table
+            .filter(subscriber_events::kind.eq("confirmed"))
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(confirmed, 1);
+    assert_eq!(
+        app.delivery_statuses("welcome").len(),
+        1,
+        "one welcome mail"
+    );
+}

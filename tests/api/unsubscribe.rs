@@ -95,3 +95,31 @@ async fn mail_queued_for_someone_who_left_is_skipped_and_they_can_sign_up_again(
         Some("confirmed")
     );
 }
+
+#[tokio::test]
+async fn twenty_simultaneous_one_click_posts_unsubscribe_once() {
+    let app = spawn_app().await;
+    let url = unsubscribe_url(&app, "dave@example.org").await;
+    let clicks = (0..20).map(|_| {
+        let (client, url) = (app.client.clone(), url.clone());
+        async move {
+            client
+                .post(&url)
+                .body("List-Unsubscribe=One-Click")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    assert_eq!(futures_util::future::join_all(clicks).await, [200; 20]);
+    use newsletter::db::schema::subscriber_events::dsl as e;
+    let left: i64 = app.query(|c| {
+        e::subscriber_events
+            .filter(e::kind.eq("unsubscribed"))
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(left, 1);
+}

@@ -85,13 +85,18 @@ SELECT s.id AS member_id,
 FROM subscribers s
 WHERE s.email_key IN (SELECT email_key FROM subscribers GROUP BY email_key HAVING count(*) > 1);
 
--- Their choice is the latest one they made (pending is not a choice); consent is the earliest.
+-- Their status is what signing up again would have made it: the latest one, except that a
+-- pending signup does not undo a confirmation. Consent is the earliest.
 UPDATE subscribers SET
-    status = COALESCE(
-        (SELECT s.status FROM subscribers s
-         WHERE s.email_key = subscribers.email_key AND s.status <> 'pending'
-         ORDER BY s.updated_at DESC, s.id DESC LIMIT 1),
-        'pending'),
+    status = CASE
+        WHEN (SELECT s.status FROM subscribers s WHERE s.email_key = subscribers.email_key
+              ORDER BY s.updated_at DESC, s.id DESC LIMIT 1) = 'pending'
+         AND (SELECT s.status FROM subscribers s WHERE s.email_key = subscribers.email_key AND s.status <> 'pending'
+              ORDER BY s.updated_at DESC, s.id DESC LIMIT 1) = 'confirmed'
+        THEN 'confirmed'
+        ELSE (SELECT s.status FROM subscribers s WHERE s.email_key = subscribers.email_key
+              ORDER BY s.updated_at DESC, s.id DESC LIMIT 1)
+    END,
     name = COALESCE(name,
         (SELECT s.name FROM subscribers s WHERE s.email_key = subscribers.email_key AND s.name IS NOT NULL
          ORDER BY s.updated_at DESC, s.id DESC LIMIT 1)),

@@ -52,7 +52,8 @@ pub enum WithoutStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     pub imported: usize,
-    /// Of the imported, those added pending: each was sent a confirmation mail.
+    /// Of the imported, those added pending: each is sent a confirmation mail (a link they
+    /// were sent before belongs to wherever the list came from).
     pub asked_to_confirm: usize,
     /// Already on the list (any status, any letter case): left as they are.
     pub existing: usize,

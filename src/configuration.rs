@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -28,7 +29,29 @@ pub struct ServerSettings {
     pub port: u16,
     pub base_url: String,
     pub max_body_bytes: usize,
-    pub trust_forwarded_for: bool,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` are believed.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Replaced by `trusted_proxies`; `true` still means a proxy on this machine, with a warning.
+    pub trust_forwarded_for: Option<bool>,
+}
+
+/// A list of networks, each `10.0.0.0/8` or a single address `192.0.2.1`.
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    let list = Vec::<String>::deserialize(deserializer)?;
+    list.iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not an address or a network like 10.0.0.0/8"
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,19 +162,42 @@ impl Settings {
                     builder.add_source(config::File::with_name("config/default").required(false));
             }
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(
                 config::Environment::with_prefix("NEWSLETTER")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .build()
             .context("reading the configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
         settings.validate()?;
+        settings.retire_old_keys();
         Ok(settings)
+    }
+
+    /// Keys of earlier versions keep working for existing deployments, with a warning that
+    /// names what replaced them.
+    fn retire_old_keys(&mut self) {
+        match self.server.trust_forwarded_for.take() {
+            Some(true) if self.server.trusted_proxies.is_empty() => {
+                self.server.trusted_proxies = crate::routes::loopback_proxies();
+                tracing::warn!(
+                    "server.trust_forwarded_for is replaced by server.trusted_proxies; taking it \
+                     as trusted_proxies = [\"127.0.0.0/8\", \"::1/128\"] (a proxy on this machine). \
+                     Set server.trusted_proxies to your proxies' addresses instead."
+                );
+            }
+            Some(_) => tracing::warn!(
+                "server.trust_forwarded_for is replaced by server.trusted_proxies and has no \
+                 effect here; remove it"
+            ),
+            None => {}
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {

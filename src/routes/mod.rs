@@ -2,6 +2,7 @@
 //! nothing under `routes/` holds SQL or talks to SMTP.
 
 pub mod admin;
+mod client_ip;
 mod errors;
 mod health;
 mod pages;
@@ -23,15 +24,11 @@ use actix_web::HttpRequest;
 use crate::db::events::EventContext;
 use crate::startup::AppState;
 
-/// The client address for rate limits and the consent ledger.
+pub use client_ip::loopback as loopback_proxies;
+
+/// The client address for rate limits and the consent ledger (see [`client_ip`]).
 pub fn client_ip(request: &HttpRequest, state: &AppState) -> String {
-    let info = request.connection_info();
-    let address = if state.settings.server.trust_forwarded_for {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    };
-    address.unwrap_or("unknown").to_string()
+    client_ip::client_ip(request, &state.settings.server.trusted_proxies)
 }
 
 /// The consent-ledger context of a request.

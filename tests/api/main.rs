@@ -13,6 +13,7 @@ mod hostile_input;
 mod identity;
 mod leaving;
 mod list_io;
+mod proxies;
 mod queue;
 mod signup_batches;
 mod smtp_faults;

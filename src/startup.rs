@@ -21,6 +21,7 @@ use crate::db::subscribers::{Signup, SignupOutcome, record_signups};
 use crate::delivery::{DbWorker, DigestGate};
 use crate::email::{Composer, Mailer, Templates};
 use crate::routes;
+use crate::telemetry::RequestSpan;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -203,7 +204,7 @@ fn run_server(
                     Ok(response)
                 }
             })
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .route("/health", web::get().to(routes::health))

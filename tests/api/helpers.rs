@@ -388,6 +388,22 @@ async fn spawn_app_inner(adjust: impl FnOnce(&mut Settings), with_worker: bool) 
     }
 }
 
+/// A `newsletter serve` process of a test.
+pub struct ServiceProcess {
+    child: std::process::Child,
+    pub base: String,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl ServiceProcess {
+    /// Kills the service and returns its log.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reader.join().unwrap()
+    }
+}
+
 /// A worker the test started, and how to stop it.
 pub struct RunningWorker {
     stop: tokio::sync::watch::Sender<bool>,
@@ -567,6 +583,50 @@ impl TestApp {
             .env("NEWSLETTER__MAIL__SMTP__TLS", "none")
             .env("RUST_LOG", "warn");
         command
+    }
+
+    /// `newsletter serve` as deployed, in its own process on a free port, with extra
+    /// environment; its log (stderr) is collected as it comes.
+    pub fn serve_process(&self, env: &[(&str, &str)]) -> ServiceProcess {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = self.command(&["serve"]);
+        command
+            .env("NEWSLETTER__SERVER__PORT", port.to_string())
+            .env("NEWSLETTER__SERVER__BASE_URL", &base)
+            .env("NEWSLETTER__SIGNUP__RATE_LIMIT_PER_MINUTE", "1000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+            log
+        });
+        ServiceProcess {
+            child,
+            base,
+            reader,
+        }
+    }
+
+    /// Waits until a service at `base` answers `/health`.
+    pub async fn until_healthy(&self, base: &str) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while self
+            .client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < end, "the service did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the digest's status is `sent` and returns its status JSON; fails the test

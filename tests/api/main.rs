@@ -13,6 +13,7 @@ mod hostile_input;
 mod identity;
 mod leaving;
 mod list_io;
+mod logs;
 mod proxies;
 mod queue;
 mod signup_batches;

@@ -1,12 +1,9 @@
 //! Client addresses cannot be forged: forwarded headers count only from trusted proxies.
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use newsletter::db::schema::subscriber_events::dsl as e;
 
-use crate::helpers::{TestApp, free_port, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_with};
 
 fn ledger_ips(app: &TestApp) -> Vec<Option<String>> {
     app.query(|c| {
@@ -116,79 +113,44 @@ async fn behind_a_trusted_proxy_the_client_is_the_rightmost_address_that_is_not_
     );
 }
 
-/// `newsletter serve` as deployed, with extra environment.
-fn serve(app: &TestApp, env: &[(&str, &str)]) -> (Child, String) {
-    let port = free_port();
-    let mut command = app.command(&["serve"]);
-    command
-        .env("NEWSLETTER__SERVER__PORT", port.to_string())
-        .env("NEWSLETTER__SIGNUP__RATE_LIMIT_PER_MINUTE", "1000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    (command.spawn().unwrap(), format!("http://127.0.0.1:{port}"))
-}
-
-async fn until_healthy(app: &TestApp, base: &str) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while app
-        .client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < end, "the service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_retired_key_still_trusts_a_proxy_on_loopback_and_warns_with_the_new_name() {
     let app = spawn_app_with(|_| {}).await;
-    let (mut old, base) = serve(&app, &[("NEWSLETTER__SERVER__TRUST_FORWARDED_FOR", "true")]);
-    until_healthy(&app, &base).await;
+    let old = app.serve_process(&[("NEWSLETTER__SERVER__TRUST_FORWARDED_FOR", "true")]);
+    app.until_healthy(&old.base).await;
     assert_eq!(
         signup_via(
             &app,
-            &base,
+            &old.base,
             "old@example.org",
             ("X-Forwarded-For", "203.0.113.77")
         )
         .await,
         202
     );
-    old.kill().unwrap();
-    let output = old.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = old.stop();
     assert!(
         log.contains("server.trust_forwarded_for is replaced by server.trusted_proxies"),
         "{log}"
     );
 
     // The new key, as a comma-separated list from the environment.
-    let (mut new, base) = serve(
-        &app,
-        &[(
-            "NEWSLETTER__SERVER__TRUSTED_PROXIES",
-            "10.0.0.0/8,127.0.0.1",
-        )],
-    );
-    until_healthy(&app, &base).await;
+    let new = app.serve_process(&[(
+        "NEWSLETTER__SERVER__TRUSTED_PROXIES",
+        "10.0.0.0/8,127.0.0.1",
+    )]);
+    app.until_healthy(&new.base).await;
     assert_eq!(
         signup_via(
             &app,
-            &base,
+            &new.base,
             "new@example.org",
             ("X-Forwarded-For", "198.51.100.5")
         )
         .await,
         202
     );
-    new.kill().unwrap();
-    let _ = new.wait();
+    new.stop();
     assert_eq!(
         ledger_ips(&app),
         [

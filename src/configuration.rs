@@ -20,6 +20,14 @@ pub struct Settings {
     pub mail: MailSettings,
     pub delivery: DeliverySettings,
     pub signup: SignupSettings,
+    pub feeds: FeedsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsSettings {
+    /// Fetch feeds from loopback, private and link-local addresses too (an intranet feed).
+    pub allow_private_networks: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

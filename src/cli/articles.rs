@@ -9,7 +9,7 @@ use super::{ArticlesCommand, open_db};
 use crate::configuration::Settings;
 use crate::db::articles::{insert_article, list_articles};
 use crate::digests::parse_article;
-use crate::feeds::import_feed;
+use crate::feeds::{FetchPolicy, import_feed};
 
 pub async fn articles(settings: &Settings, command: ArticlesCommand) -> anyhow::Result<()> {
     let db = open_db(settings)?;
@@ -29,7 +29,8 @@ pub async fn articles(settings: &Settings, command: ArticlesCommand) -> anyhow::
         ArticlesCommand::ImportFeed { source } => {
             let spinner = ProgressBar::new_spinner().with_message(format!("importing {source}"));
             spinner.enable_steady_tick(Duration::from_millis(120));
-            let outcome = import_feed(&db, &source).await;
+            let policy = FetchPolicy::new(settings.feeds.allow_private_networks);
+            let outcome = import_feed(&db, &source, &policy).await;
             spinner.finish_and_clear();
             let (imported, skipped) = outcome?;
             println!("imported {imported}, skipped {skipped} already known");

@@ -1,30 +1,62 @@
 //! RSS and Atom items as articles, their HTML reduced to plain text.
 
 use chrono::NaiveDateTime;
+use url::Url;
 
 use super::FeedError;
 use crate::db::articles::NewArticle;
 
 const SUMMARY_MAX_CHARS: usize = 600;
+const TITLE_MAX_CHARS: usize = 300;
 
-/// RSS or Atom items as articles; an item without a link or title is left out.
-pub fn parse_feed(bytes: &[u8]) -> Result<Vec<NewArticle>, FeedError> {
-    let feed = feed_rs::parser::parse(bytes).map_err(|e| FeedError::Parse(e.to_string()))?;
+/// RSS or Atom items as articles. `fetched_from` is where the feed came from (none for a file).
+///
+/// Links may be relative: they are resolved against `xml:base` where the feed has one, else
+/// against the feed's own address (its `rel="self"` link), else where it was fetched from. Only
+/// http(s) links become articles; an item without one, or without a title, is left out.
+pub fn parse_feed(bytes: &[u8], fetched_from: Option<&str>) -> Result<Vec<NewArticle>, FeedError> {
+    let parse = |base: Option<&str>| {
+        feed_rs::parser::Builder::new()
+            .base_uri(base)
+            .build()
+            .parse(bytes)
+            .map_err(|e| FeedError::Parse(e.to_string()))
+    };
+    let mut feed = parse(None)?;
+    let fetched = fetched_from.and_then(|u| Url::parse(u).ok());
+    let own = feed
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref() == Some("self"))
+        .and_then(|l| absolute(&l.href, fetched.as_ref()));
+    let base = own.or(fetched);
+    let relative = feed
+        .entries
+        .iter()
+        .any(|e| e.links.iter().any(|l| Url::parse(&l.href).is_err()));
+    if let (true, Some(base)) = (relative, &base) {
+        feed = parse(Some(base.as_str()))?;
+    }
     let now = crate::db::now();
     Ok(feed
         .entries
         .into_iter()
         .filter_map(|entry| {
-            let url = entry.links.first()?.href.trim().to_string();
-            let title = plain_text(&entry.title?.content);
-            if url.is_empty() || title.is_empty() {
+            let url = article_link(&entry.links, base.as_ref())?;
+            let title = truncate(&text_of(entry.title.as_ref()?), TITLE_MAX_CHARS);
+            if title.is_empty() {
                 return None;
             }
             let summary = entry
                 .summary
-                .map(|s| s.content)
-                .or_else(|| entry.content.and_then(|c| c.body))
-                .map(|s| truncate(&plain_text(&s), SUMMARY_MAX_CHARS))
+                .as_ref()
+                .map(text_of)
+                .filter(|s| !s.is_empty())
+                .or_else(|| {
+                    let body = entry.content.as_ref()?.body.as_deref()?;
+                    Some(plain_text(body))
+                })
+                .map(|s| truncate(&s, SUMMARY_MAX_CHARS))
                 .unwrap_or_default();
             let published_at: NaiveDateTime = entry
                 .published
@@ -33,7 +65,7 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Vec<NewArticle>, FeedError> {
                 .unwrap_or(now);
             Some(NewArticle {
                 title,
-                url,
+                url: url.to_string(),
                 summary,
                 published_at,
                 feed_guid: Some(entry.id),
@@ -42,23 +74,58 @@ pub fn parse_feed(bytes: &[u8]) -> Result<Vec<NewArticle>, FeedError> {
         .collect())
 }
 
-/// Feed summaries are often HTML: keep the words, drop the tags, decode the entities.
+/// The item's page: its `alternate` link (or one without a `rel`), absolute and http(s).
+fn article_link(links: &[feed_rs::model::Link], base: Option<&Url>) -> Option<Url> {
+    links
+        .iter()
+        .filter(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        .chain(links.iter())
+        .find_map(|l| absolute(&l.href, base))
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+fn absolute(href: &str, base: Option<&Url>) -> Option<Url> {
+    let href = href.trim();
+    if href.is_empty() {
+        return None;
+    }
+    Url::parse(href)
+        .ok()
+        .or_else(|| base.and_then(|b| b.join(href).ok()))
+}
+
+/// A feed text as plain text: HTML (`type="html"`, most RSS descriptions) loses its markup.
+fn text_of(text: &feed_rs::model::Text) -> String {
+    if text.content_type.subty().as_str() == "html" || text.content.contains('<') {
+        plain_text(&text.content)
+    } else {
+        text.content
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Feed summaries are often HTML: keep the words, drop the tags, scripts and styles, decode
+/// the entities.
 pub fn plain_text(html: &str) -> String {
+    let fragment = scraper::Html::parse_fragment(html);
     let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match (in_tag, c) {
-            (false, '<') => in_tag = true,
-            (true, '>') => {
-                in_tag = false;
-                text.push(' ');
-            }
-            (false, c) => text.push(c),
-            (true, _) => {}
+    for node in fragment.root_element().descendants() {
+        let scraper::Node::Text(words) = node.value() else {
+            continue;
+        };
+        let hidden = node.ancestors().any(|a| {
+            a.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "script" | "style" | "noscript" | "template"))
+        });
+        if !hidden {
+            text.push_str(words);
+            text.push(' ');
         }
     }
-    let decoded = html_escape::decode_html_entities(&text);
-    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -89,7 +156,7 @@ mod tests {
             <item><title>A</title><link>https://x.example/a</link><guid>g-a</guid>
             <pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate><description>&lt;i&gt;s&lt;/i&gt;</description></item>
             <item><title>No link</title></item></channel></rss>"#;
-        let items = parse_feed(rss).unwrap();
+        let items = parse_feed(rss, None).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(
             (items[0].title.as_str(), items[0].summary.as_str()),
@@ -99,12 +166,127 @@ mod tests {
             <id>urn:x</id><updated>2026-11-24T10:00:00Z</updated>
             <entry><title>B</title><link href="https://x.example/b"/><id>urn:b</id><updated>2026-11-24T10:00:00Z</updated>
             <summary>Sum</summary></entry></feed>"#;
-        let items = parse_feed(atom).unwrap();
+        let items = parse_feed(atom, None).unwrap();
         assert_eq!(items[0].url, "https://x.example/b");
         assert_eq!(items[0].feed_guid.as_deref(), Some("urn:b"));
         assert!(matches!(
-            parse_feed(b"not a feed"),
+            parse_feed(b"not a feed", None),
             Err(FeedError::Parse(_))
         ));
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/feeds/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Where the tests serve feeds from; a feed with an address of its own must not have its
+    /// links resolved against this.
+    const FETCHED: &str = "http://127.0.0.1:9/feed.xml";
+
+    #[test]
+    fn eight_real_feeds_become_articles_with_absolute_http_links_and_plain_text() {
+        let cases = [
+            ("wordpress-rss2-norm2782.xml", 10),
+            ("wordpress-atom10-norm2782.xml", 10),
+            ("atom-tpm-script-relative-links.atom", 20),
+            ("rss1-golem-iso-8859-1.rdf", 1),
+            ("rss2-relative-urls-arcgames.xml", 2),
+            ("atom-heise-utf8-german.atom", 15),
+            ("rss2-wapo-wellness-health.xml", 29),
+        ];
+        for (name, count) in cases {
+            let articles = parse_feed(&fixture(name), Some(FETCHED)).unwrap();
+            assert_eq!(articles.len(), count, "{name}");
+            for a in &articles {
+                let url = Url::parse(&a.url).unwrap();
+                assert!(
+                    matches!(url.scheme(), "http" | "https"),
+                    "{name}: {}",
+                    a.url
+                );
+                assert_ne!(url.host_str(), Some("127.0.0.1"), "{name}: {}", a.url);
+                assert!(
+                    !a.title.is_empty() && a.title.chars().count() <= 300,
+                    "{name}"
+                );
+                for text in [&a.title, &a.summary] {
+                    for markup in ["<p", "<a ", "<img", "<br", "<div", "<script", "&#", "&amp;"] {
+                        assert!(!text.contains(markup), "{name}: {markup} in {text}");
+                    }
+                    assert!(
+                        !text.contains("widgets.js") && !text.contains("window."),
+                        "{name}: {text}"
+                    );
+                }
+            }
+        }
+        let titles = |name| -> Vec<String> {
+            parse_feed(&fixture(name), Some(FETCHED))
+                .unwrap()
+                .into_iter()
+                .map(|a| a.title)
+                .collect()
+        };
+        assert_eq!(
+            titles("wordpress-rss2-norm2782.xml")[0],
+            "Wth\u{2026} reading books?"
+        );
+        assert_eq!(
+            titles("wordpress-atom10-norm2782.xml")[0],
+            "Wth\u{2026} reading books?"
+        );
+        assert!(titles("rss1-golem-iso-8859-1.rdf")[0].contains("Glasfaserförderung"));
+        assert!(titles("atom-heise-utf8-german.atom")[1].contains("Bewerbungen für Vorträge"));
+        let links = |name| -> Vec<String> {
+            parse_feed(&fixture(name), Some(FETCHED))
+                .unwrap()
+                .into_iter()
+                .map(|a| a.url)
+                .collect()
+        };
+        assert!(
+            links("rss2-relative-urls-arcgames.xml")[0]
+                .starts_with("http://www.arcgames.com/en/games/neverwinter/news/detail/10743874-")
+        );
+        assert!(
+            links("atom-tpm-script-relative-links.atom")[0]
+                .starts_with("http://talkingpointsmemo.com/livewire/hannity-announces")
+        );
+        assert_eq!(
+            links("wordpress-atom10-norm2782.xml")[0],
+            "http://www.norm2782.com/2009/03/wth-reading-books/",
+            "the alternate link, not the comments"
+        );
+    }
+
+    #[test]
+    fn a_truncated_feed_is_a_clear_error() {
+        let error =
+            parse_feed(&fixture("malformed-reuters-truncated.xml"), Some(FETCHED)).unwrap_err();
+        assert!(matches!(error, FeedError::Parse(_)), "{error}");
+    }
+
+    #[test]
+    fn only_http_links_become_articles_and_titles_are_bounded() {
+        let long = "Long ".repeat(100);
+        let rss = format!(
+            r#"<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+            <item><title>Script</title><link>javascript:alert(1)</link></item>
+            <item><title>Mail</title><link>mailto:x@example.org</link></item>
+            <item><title>Relative</title><link>/a</link></item>
+            <item><title>{long}</title><link>https://clinic.example/long</link></item>
+            </channel></rss>"#
+        );
+        let articles = parse_feed(rss.as_bytes(), Some("https://clinic.example/feed.xml")).unwrap();
+        let urls: Vec<&str> = articles.iter().map(|a| a.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["https://clinic.example/a", "https://clinic.example/long"]
+        );
+        assert_eq!(articles[1].title.chars().count(), 300);
+        assert!(articles[1].title.ends_with('…'));
+        // From a file there is nothing to resolve a relative link against.
+        assert_eq!(parse_feed(rss.as_bytes(), None).unwrap().len(), 1);
     }
 }

@@ -330,6 +330,8 @@ pub fn test_settings(smtp_port: u16, dir: &std::path::Path) -> Settings {
     settings.delivery.retry_base_seconds = 1;
     settings.delivery.poll_interval_ms = 50;
     settings.signup.rate_limit_per_minute = 1000;
+    // The tests serve their feeds from loopback.
+    settings.feeds.allow_private_networks = true;
     settings
 }
 
@@ -767,7 +769,8 @@ impl WriteLock {
                 Some(path) => {
                     let mut conn = diesel::sqlite::SqliteConnection::establish(path).unwrap();
                     conn.batch_execute(
-                        "BEGIN IMMEDIATE; INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
+                        "PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE;
+                         INSERT INTO suppressions VALUES ('x', '2026-01-01 00:00:00');",
                     )
                     .unwrap();
                     Box::new(conn)
@@ -833,18 +836,30 @@ pub fn empty_database_url(dir: &std::path::Path) -> String {
 
 /// Serves `body` as an RSS feed at `/feed.xml` on a free port; returns the feed's URL.
 pub fn serve_feed(body: &'static str) -> String {
-    use actix_web::{App, HttpResponse, HttpServer, web};
+    serve_bytes(body.as_bytes().to_vec(), "application/rss+xml")
+}
+
+/// Serves `body` with this content type at `/feed.xml`; returns its URL.
+pub fn serve_bytes(body: Vec<u8>, content_type: &'static str) -> String {
+    serve_http(move || {
+        actix_web::HttpResponse::Ok()
+            .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
+/// An HTTP server on a free loopback port answering every request with `answer()`; returns
+/// the URL of `/feed.xml` on it.
+pub fn serve_http(answer: impl Fn() -> actix_web::HttpResponse + Clone + Send + 'static) -> String {
+    use actix_web::{App, HttpServer, web};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || {
-        App::new().route(
-            "/feed.xml",
-            web::get().to(move || async move {
-                HttpResponse::Ok()
-                    .content_type("application/rss+xml")
-                    .body(body)
-            }),
-        )
+        let answer = answer.clone();
+        App::new().default_service(web::to(move || {
+            let answer = answer.clone();
+            async move { answer() }
+        }))
     })
     .workers(1)
     .listen(listener)

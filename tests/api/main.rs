@@ -7,6 +7,7 @@ mod delivery;
 mod digest_control;
 mod digests;
 mod dkim;
+mod feeds;
 mod health;
 mod helpers;
 mod hostile_input;

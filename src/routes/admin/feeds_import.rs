@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::Staff;
-use crate::feeds::{FeedError, import_feed as import};
+use crate::feeds::{FeedError, FetchPolicy, import_feed as import};
 use crate::routes::ApiError;
 use crate::startup::AppState;
 
@@ -24,9 +24,10 @@ pub async fn import_feed(
             "url must be an http(s) URL of an RSS or Atom feed".into(),
         ));
     }
-    let (imported, skipped) = import(&state.db, url).await.map_err(|e| match e {
+    let policy = FetchPolicy::new(state.settings.feeds.allow_private_networks);
+    let (imported, skipped) = import(&state.db, url, &policy).await.map_err(|e| match e {
         FeedError::Fetch(_) => ApiError::BadGateway(e.to_string()),
-        FeedError::Parse(_) => ApiError::Invalid(e.to_string()),
+        FeedError::Refused(_) | FeedError::Parse(_) => ApiError::Invalid(e.to_string()),
         FeedError::Unexpected(e) => ApiError::Unexpected(e),
     })?;
     tracing::info!(staff = %staff.name, imported, skipped, "feed imported");

@@ -74,6 +74,9 @@ pub struct SiteSettings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// PostgreSQL cancels a statement that runs longer (0: never). Bulk statements that may
+    /// rightly take long (queuing a digest for millions) lift it for themselves.
+    pub statement_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

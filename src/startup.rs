@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -95,7 +95,7 @@ pub struct Parts {
 
 /// Opens the database (running migrations) and builds the mail side.
 pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
-    let db = Db::connect(&settings.database.url, settings.database.max_connections)?;
+    let db = Db::open(&settings.database)?;
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
@@ -204,6 +204,11 @@ fn run_server(
                     Ok(response)
                 }
             })
+            .wrap_fn(|mut request, service| {
+                let body = request.take_payload();
+                request.set_payload(crate::routes::with_read_timeout(body));
+                service.call(request)
+            })
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
@@ -217,6 +222,7 @@ fn run_server(
             .service(
                 web::scope("/admin/api")
                     .app_data(routes::admin::json_config(max_body))
+                    .app_data(routes::admin::query_config())
                     .configure(routes::admin::configure),
             )
     })

@@ -182,7 +182,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => run_worker(settings).await,
         Command::Migrate => {
-            let db = crate::db::Db::connect(&settings.database.url, 1)?;
+            let db = Db::open(&crate::configuration::DatabaseSettings {
+                max_connections: 1,
+                ..settings.database.clone()
+            })?;
             let applied = db.migrate()?;
             println!("{applied} migration(s) applied");
             Ok(())
@@ -196,7 +199,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The database for a staff command, which runs beside a live `serve`.
 fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database.url, 2)?;
+    let db = Db::open(&crate::configuration::DatabaseSettings {
+        max_connections: 2,
+        ..settings.database.clone()
+    })?;
     db.migrate()?;
     Ok(db)
 }

@@ -99,7 +99,7 @@ pub fn list_articles(
     articles::table
         .order((articles::published_at.desc(), articles::id.desc()))
         .limit(per_page)
-        .offset((page - 1) * per_page)
+        .offset((page - 1).max(0).saturating_mul(per_page))
         .select(Article::as_select())
         .load(conn)
 }

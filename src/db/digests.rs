@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::articles::Article;
 use super::queue::finish_digests_when_done;
 use super::schema::{articles, deliveries, digest_articles, digests};
-use super::{DbConnection, now, write_tx};
+use super::{Db, DbConnection, now, write_tx};
 use crate::domain::{DeliveryStatus, DigestStatus, FailureKind};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -213,6 +213,7 @@ pub fn queue_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<S
                 SendStart::NotFound
             });
         }
+        Db::without_statement_timeout(conn)?;
         // The same statement on both backends but for the placeholder syntax. The digest was a
         // draft until this transaction, so it has no deliveries yet: a plain INSERT (no
         // ON CONFLICT, whose speculative insertion made a 1,000,000-row enqueue on PostgreSQL
@@ -373,6 +374,7 @@ pub fn resume_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<
         ))
         .execute(conn)?;
         if changed == 1 {
+            Db::without_statement_timeout(conn)?;
             diesel::update(
                 deliveries::table
                     .filter(deliveries::digest_id.eq(digest_id))
@@ -413,6 +415,7 @@ pub fn cancel_digest(
         ))
         .execute(conn)?;
         if changed == 1 {
+            Db::without_statement_timeout(conn)?;
             diesel::update(
                 deliveries::table
                     .filter(deliveries::digest_id.eq(digest_id))

@@ -75,11 +75,16 @@ impl Backend {
     }
 }
 
-/// Opens connections of the backend named by the URL, with SQLite's pragmas set on each.
+/// Opens connections of the backend named by the URL, with SQLite's pragmas (or PostgreSQL's
+/// statement timeout) set on each.
 pub struct ConnectionManager {
     backend: Backend,
     url: SecretString,
+    statement_timeout: Duration,
 }
+
+/// The statement timeout of a [`Db`] opened without settings (tests, tools).
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ConnectionManager {
     fn sqlite_path(&self) -> &str {
@@ -93,9 +98,16 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match self.backend {
-            Backend::Postgres => PgConnection::establish(self.url.expose_secret())
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(self.url.expose_secret())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    self.statement_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgres(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(self.sqlite_path())
                     .map_err(r2d2::Error::ConnectionError)?;
@@ -135,12 +147,31 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens the pool (creating the SQLite file's folder when needed) without running migrations.
+    /// Opens the pool the settings describe, without running migrations.
+    pub fn open(settings: &crate::configuration::DatabaseSettings) -> anyhow::Result<Db> {
+        Db::open_pool(
+            &settings.url,
+            settings.max_connections,
+            Duration::from_secs(settings.statement_timeout_seconds),
+        )
+    }
+
+    /// Opens a pool of `max_connections` with the default statement timeout.
     pub fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Db> {
+        Db::open_pool(url, max_connections, DEFAULT_STATEMENT_TIMEOUT)
+    }
+
+    /// Opens the pool (creating the SQLite file's folder when needed) without running migrations.
+    fn open_pool(
+        url: &SecretString,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> anyhow::Result<Db> {
         let backend = Backend::from_url(url.expose_secret())?;
         let manager = ConnectionManager {
             backend,
             url: url.clone(),
+            statement_timeout,
         };
         if backend == Backend::Sqlite {
             if let Some(dir) = Path::new(manager.sqlite_path()).parent() {
@@ -175,16 +206,40 @@ impl Db {
         self.backend
     }
 
-    /// Applies the pending migrations of this backend; returns how many ran.
+    /// Applies the pending migrations of this backend; returns how many ran. A migration may
+    /// rebuild an index of a large table, so it runs without the statement timeout.
     pub fn migrate(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get().context("connecting to the database")?;
+        let timeout = match &mut *conn {
+            DbConnection::Postgres(c) => {
+                let timeout: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "current_setting('statement_timeout')",
+                ))
+                .get_result(c)?;
+                c.batch_execute("SET statement_timeout = 0")?;
+                Some(timeout)
+            }
+            DbConnection::Sqlite(_) => None,
+        };
         let applied = on_backend!(&mut *conn, |c| match c
             .run_pending_migrations(migrations_of(self.backend))
         {
             Ok(done) => Ok(done.len()),
             Err(e) => Err(anyhow::anyhow!("running database migrations: {e}")),
         })?;
+        if let (Some(timeout), DbConnection::Postgres(c)) = (timeout, &mut *conn) {
+            c.batch_execute(&format!("SET statement_timeout = '{timeout}'"))?;
+        }
         Ok(applied)
+    }
+
+    /// On PostgreSQL, lifts the statement timeout for the rest of the current transaction:
+    /// for the few bulk statements whose time grows with the list.
+    pub fn without_statement_timeout(conn: &mut DbConnection) -> QueryResult<()> {
+        match conn {
+            DbConnection::Postgres(c) => c.batch_execute("SET LOCAL statement_timeout = 0"),
+            DbConnection::Sqlite(_) => Ok(()),
+        }
     }
 
     /// A pooled connection for blocking code (CLI, tests). Async code uses [`Db::run`].
@@ -317,6 +372,7 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
                 let message = info.message();
                 message.contains("database is locked")
                     || message.contains("database table is locked")
+                    || message.contains("statement timeout")
             }
             _ => false,
         }

@@ -20,6 +20,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the request body did not arrive within {} seconds", super::BODY_READ_TIMEOUT.as_secs())]
+    BodyTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -54,6 +56,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,

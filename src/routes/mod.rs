@@ -26,6 +26,39 @@ use crate::startup::AppState;
 
 pub use client_ip::loopback as loopback_proxies;
 
+/// How long a request body may take to arrive, in all.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The request body, cut off with an error when it has not fully arrived within
+/// [`BODY_READ_TIMEOUT`] (a client that sends a byte a minute holds no connection for long).
+pub fn with_read_timeout(body: actix_web::dev::Payload) -> actix_web::dev::Payload {
+    use actix_web::error::PayloadError;
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+    let timed = futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(body))),
+            Ok(None) => None,
+            Err(_) => {
+                let late = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request body did not arrive in time",
+                );
+                Some((Err(PayloadError::Io(late)), None))
+            }
+        }
+    });
+    actix_web::dev::Payload::from(
+        Box::pin(timed) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+    )
+}
+
+/// Whether reading a body failed because it came too slowly.
+pub fn is_read_timeout(error: &actix_web::error::PayloadError) -> bool {
+    matches!(error, actix_web::error::PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
 /// The client address for rate limits and the consent ledger (see [`client_ip`]).
 pub fn client_ip(request: &HttpRequest, state: &AppState) -> String {
     client_ip::client_ip(request, &state.settings.server.trusted_proxies)

@@ -172,8 +172,10 @@ async fn read_body(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::Invalid(format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| match super::is_read_timeout(&e) {
+            true => ApiError::BodyTimeout,
+            false => ApiError::Invalid(format!("the body could not be read: {e}")),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::TooLarge(limit));
         }

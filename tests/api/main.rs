@@ -21,4 +21,5 @@ mod signup_batches;
 mod smtp_faults;
 mod subscriptions;
 mod subscriptions_confirm;
+mod timeouts;
 mod unsubscribe;

@@ -108,7 +108,7 @@ pub fn list_subscribers(
     let rows = query
         .order(subscribers::id.desc())
         .limit(per_page)
-        .offset((page - 1).max(0) * per_page)
+        .offset((page - 1).max(0).saturating_mul(per_page))
         .select(Subscriber::as_select())
         .load(conn)?;
     Ok((rows, total))

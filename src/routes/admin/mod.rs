@@ -112,6 +112,12 @@ impl PageQuery {
     }
 }
 
+/// A query string that does not parse (`?page=abc`) gets the API's error body.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|error, _| ApiError::BadRequest(format!("the query string: {error}")).into())
+}
+
 /// Bad or oversized JSON gets the API's error body, not actix's plain text.
 pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
@@ -123,6 +129,9 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
                 | JsonPayloadError::OverflowKnownLength { .. } => ApiError::TooLarge(limit).into(),
                 JsonPayloadError::ContentType => {
                     ApiError::UnsupportedMediaType("send application/json".into()).into()
+                }
+                JsonPayloadError::Payload(e) if crate::routes::is_read_timeout(&e) => {
+                    ApiError::BodyTimeout.into()
                 }
                 other => ApiError::Invalid(format!(
                     "the body is not valid JSON for this request: {other}"

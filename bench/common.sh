@@ -74,10 +74,10 @@ seed_confirmed() {
   local url=$1 n=$2
   case "$url" in
     sqlite://*) sql "$url" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $n)
-      INSERT INTO subscribers (email, name, status, created_at, updated_at, confirmed_at)
-      SELECT 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', datetime('now'), datetime('now'), datetime('now') FROM n;" ;;
-    *) sql "$url" "INSERT INTO subscribers (email, name, status, created_at, updated_at, confirmed_at)
-      SELECT 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc'
+      INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, confirmed_at)
+      SELECT 'reader' || i || '@example.org', 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', datetime('now'), datetime('now'), datetime('now') FROM n;" ;;
+    *) sql "$url" "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, confirmed_at)
+      SELECT 'reader' || i || '@example.org', 'reader' || i || '@example.org', 'Reader ' || i, 'confirmed', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc'
       FROM generate_series(1, $n) AS i;" ;;
   esac
 }

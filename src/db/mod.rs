@@ -318,6 +318,28 @@ pub fn write_tx<T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    write_tx_with(conn, Commit::Durable, work)
+}
+
+/// How a write transaction commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Only once the commit is on disk.
+    Durable,
+    /// On PostgreSQL without waiting for the WAL to reach the disk (`synchronous_commit = off`
+    /// for this transaction): a crash of PostgreSQL itself can lose the last fraction of a
+    /// second of such transactions, a crash of ours loses nothing. For writes whose loss only
+    /// repeats work. (SQLite commits without waiting for the disk anyway: WAL with
+    /// `synchronous = NORMAL`.)
+    Relaxed,
+}
+
+/// [`write_tx`] with a choice of [`Commit`].
+pub fn write_tx_with<T>(
+    conn: &mut DbConnection,
+    commit: Commit,
+    work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     static ANY_FILE: Mutex<()> = Mutex::new(());
     let this_file = CURRENT_WRITER.with(|current| current.borrow().clone());
     let _writer = match conn {
@@ -332,7 +354,13 @@ pub fn write_tx<T>(
             Some(writer)
         }
         DbConnection::Postgres(c) => {
-            AnsiTransactionManager::begin_transaction(c).context("starting a transaction")?;
+            // One round trip either way.
+            let begin = match commit {
+                Commit::Durable => "BEGIN",
+                Commit::Relaxed => "BEGIN; SET LOCAL synchronous_commit = off",
+            };
+            AnsiTransactionManager::begin_transaction_sql(c, begin)
+                .context("starting a transaction")?;
             None
         }
     };

@@ -46,7 +46,17 @@ use crate::configuration::{DeliverySettings, Settings};
 use crate::email::Composer;
 
 /// How much sending a worker holds claimed ahead of its senders.
-const HOLD_AHEAD: Duration = Duration::from_millis(50);
+const HOLD_AHEAD: Duration = Duration::from_millis(100);
+/// How often a recorder reads back the digests it records for (to hear of a pause made by
+/// another process); in between, outcomes are written without it.
+const READ_DIGESTS_EVERY: Duration = Duration::from_millis(50);
+/// At speed, the window holds what is sent in this time. Outcomes must be written in batches
+/// to keep up (each transaction rewrites whole pages of SQLite's WAL; a transaction per few
+/// mails cost a third of the throughput in the digest benchmark), and a batch needs a window
+/// wider than what is sent while the previous one commits.
+const WINDOW_TIME: Duration = Duration::from_millis(40);
+/// The window never grows past this.
+const MAX_WINDOW: usize = 1024;
 /// How often a worker looks for rows whose lease ran out.
 const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -75,8 +85,9 @@ impl DeliveryPolicy {
         }
     }
 
-    /// Mails between hand-off to SMTP and a recorded outcome, at most.
-    pub fn window(&self) -> usize {
+    /// Mails between hand-off to SMTP and a recorded outcome when sending slowly; at speed,
+    /// what is sent in [`WINDOW_TIME`].
+    pub fn min_window(&self) -> usize {
         2 * self.concurrency
     }
 }
@@ -127,6 +138,74 @@ struct Shared<S, M> {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Cached per digest: rendered once per worker.
     digests: Mutex<HashMap<i64, Arc<crate::email::PreparedMail>>>,
+    /// Digests with nothing more to claim: after their outcomes are recorded, the recorder
+    /// looks whether they are done.
+    draining: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Digests in a run of sender-side failures: their next sent mail ends it.
+    streaking: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// When a recorder last read the digests back.
+    digests_read_at: std::sync::Mutex<Instant>,
+    window: Window,
+}
+
+/// The permits of mails between hand-off to SMTP and a recorded outcome, sized to the pace.
+struct Window {
+    permits: Arc<Semaphore>,
+    size: AtomicU64,
+}
+
+impl Window {
+    fn new(size: usize) -> Window {
+        Window {
+            permits: Arc::new(Semaphore::new(size)),
+            size: AtomicU64::new(size as u64),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.size.load(Ordering::Relaxed) as usize
+    }
+
+    /// Grows at once; shrinks by the permits that are free now (the rest as they come back).
+    fn resize(&self, target: usize) {
+        let size = self.size();
+        if target > size {
+            self.permits.add_permits(target - size);
+            self.size.store(target as u64, Ordering::Relaxed);
+        } else if target < size {
+            let forgotten = self.permits.forget_permits(size - target);
+            self.size
+                .store((size - forgotten) as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: Store, M> Shared<S, M> {
+    /// Looks whether these digests are done (once their last outcomes are committed) and
+    /// passes what it learns to the gate.
+    async fn finish(&self, digests: Vec<i64>) {
+        if digests.is_empty() {
+            return;
+        }
+        match self.store.finish(digests).await {
+            Ok(statuses) => {
+                let mut draining = self
+                    .draining
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (digest_id, status) in statuses {
+                    if !status.is_sending() {
+                        draining.remove(&digest_id);
+                    }
+                    self.gate.set(digest_id, status);
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "could not look whether digests are done"
+            ),
+        }
+    }
 }
 
 impl<S, M> Shared<S, M> {
@@ -178,8 +257,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
         let buffer = policy.batch_size.max(policy.concurrency) * 2;
         let (job_tx, job_rx) = mpsc::channel::<Job>(buffer);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = mpsc::channel::<send::Done>(policy.window() * 2);
-        let window = Arc::new(Semaphore::new(policy.window()));
+        let (done_tx, done_rx) = mpsc::channel::<send::Done>(MAX_WINDOW);
         let shared = Arc::new(Shared {
             store: self.store,
             messenger: self.messenger,
@@ -188,15 +266,20 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             live_claims: std::sync::Mutex::default(),
             handed: AtomicU64::new(0),
             taken: Notify::new(),
-            limiter: rate_limiter(policy.rate_per_second),
+            limiter: rate_limiter(policy.rate_per_second, policy.concurrency),
             digests: Mutex::default(),
+            draining: std::sync::Mutex::default(),
+            streaking: std::sync::Mutex::default(),
+            digests_read_at: std::sync::Mutex::new(Instant::now()),
+            window: Window::new(policy.min_window()),
             policy: policy.clone(),
         });
 
         // Every task lives in this set: if this future is dropped, they are all aborted.
         let mut tasks = JoinSet::new();
-        let recorder =
-            tasks.spawn(record::record_outcomes(shared.clone(), done_rx).in_current_span());
+        let recorder = tasks
+            .spawn(record::record_outcomes(shared.clone(), done_rx).in_current_span())
+            .id();
         let heartbeat = tasks.spawn(record::renew_leases(shared.clone()).in_current_span());
         for _ in 0..policy.concurrency {
             tasks.spawn(
@@ -204,7 +287,6 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                     shared.clone(),
                     job_rx.clone(),
                     done_tx.clone(),
-                    window.clone(),
                     stop.clone(),
                 )
                 .in_current_span(),
@@ -225,8 +307,11 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                 }
             }
             pace.update(shared.handed.load(Ordering::Relaxed));
+            shared.window.resize(pace.window(&policy));
             let target = pace.target(&policy);
             let buffered = job_tx.max_capacity() - job_tx.capacity();
+            // Topped up at half, so the senders never wait for a claim to commit, and a claim
+            // is big enough to be worth its transaction.
             if buffered >= (target / 2).max(1) {
                 tokio::select! {
                     _ = shared.taken.notified() => {}
@@ -249,6 +334,15 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                 shared
                     .gate
                     .set(*digest_id, crate::domain::DigestStatus::Sending);
+            }
+            if !claimed.drained_digests.is_empty() {
+                shared
+                    .draining
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend(claimed.drained_digests.iter().copied());
+                // Their last outcomes may all be recorded already.
+                shared.finish(claimed.drained_digests).await;
             }
             if claimed.jobs.is_empty() {
                 tokio::select! {
@@ -279,7 +373,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
         drop(job_tx);
         while let Some(finished) = tasks.join_next_with_id().await {
             match finished {
-                Ok((id, ())) if id == recorder.id() => heartbeat.abort(),
+                Ok((id, ())) if id == recorder => heartbeat.abort(),
                 Ok(_) => {}
                 Err(e) if e.is_cancelled() && e.id() == heartbeat.id() => {}
                 Err(e) => return Err(e).context("a delivery task failed"),
@@ -317,6 +411,12 @@ impl Pace {
         self.handed_then = handed;
     }
 
+    /// The window for this pace: [`WINDOW_TIME`] of sending, at least the policy's minimum.
+    fn window(&self, policy: &DeliveryPolicy) -> usize {
+        let at_speed = (self.per_second * WINDOW_TIME.as_secs_f64()).ceil() as usize;
+        at_speed.max(policy.min_window()).min(MAX_WINDOW)
+    }
+
     fn target(&self, policy: &DeliveryPolicy) -> usize {
         let ahead = (self.per_second * HOLD_AHEAD.as_secs_f64()).ceil() as usize;
         ahead
@@ -325,6 +425,10 @@ impl Pace {
     }
 }
 
-fn rate_limiter(per_second: u32) -> Option<DefaultDirectRateLimiter> {
-    NonZeroU32::new(per_second).map(|rate| RateLimiter::direct(Quota::per_second(rate)))
+/// `per_second` spread evenly: a burst of one mail per connection at most, not a second's worth
+/// at once (a relay that takes 50 a second may well refuse 50 in the same instant).
+fn rate_limiter(per_second: u32, concurrency: usize) -> Option<DefaultDirectRateLimiter> {
+    let burst = NonZeroU32::new(u32::try_from(concurrency).unwrap_or(u32::MAX).max(1))?;
+    NonZeroU32::new(per_second)
+        .map(|rate| RateLimiter::direct(Quota::per_second(rate).allow_burst(burst.min(rate))))
 }

@@ -1,6 +1,5 @@
-//! The recorder writes outcomes in batches (whatever arrived while the last batch was being
-//! written) and only then gives back the senders' permits; the heartbeat renews the leases of
-//! what the worker holds.
+//! The recorder writes outcomes in batches and only then gives back the senders' permits of
+//! the window; the heartbeat renews the leases of what the worker holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +8,13 @@ use tokio::sync::mpsc;
 
 use super::send::Done;
 use super::{Messenger, Shared, Store};
+use crate::db::queue::RecordOptions;
 
 /// Outcomes written in one transaction at most.
 const OUTCOME_BATCH: usize = 512;
+/// The recorder waits up to this long for more outcomes before it writes a batch (or until half
+/// the window waits on it). Writing what was there at once made a transaction per few mails.
+const RECORD_LINGER: Duration = Duration::from_millis(20);
 
 /// Writes outcomes until every sender is gone. A failed write (a locked or restarting
 /// database) is retried, never dropped: a sent mail is not sent again once the database is
@@ -22,12 +25,20 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
 ) {
     let mut batch = Vec::with_capacity(OUTCOME_BATCH);
     while done.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < (shared.window.size() / 2).clamp(1, OUTCOME_BATCH) {
+            match tokio::time::timeout_at(deadline, done.recv()).await {
+                Ok(Some(more)) => batch.push(more),
+                _ => break,
+            }
+        }
         let (finished, permits): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|d| (d.finished, d.permit)).unzip();
         let claims: Vec<i64> = finished.iter().map(|f| f.claim_id).collect();
+        let options = options_for(&shared, &finished);
         let mut delay = Duration::from_millis(100);
         let report = loop {
-            match shared.store.record(finished.clone()).await {
+            match shared.store.record(finished.clone(), options.clone()).await {
                 Ok(report) => break report,
                 Err(e) => {
                     tracing::warn!(
@@ -39,9 +50,30 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
                 }
             }
         };
-        for (digest_id, status) in report.digests {
-            shared.gate.set(digest_id, status);
+        {
+            let mut streaking = shared
+                .streaking
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for digest in &report.digests {
+                shared.gate.set(digest.id, digest.status);
+                match digest.failure_streak {
+                    0 => streaking.remove(&digest.id),
+                    _ => streaking.insert(digest.id),
+                };
+            }
         }
+        let maybe_done: Vec<i64> = {
+            let draining = shared
+                .draining
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut batch_digests: Vec<i64> = finished.iter().filter_map(|f| f.digest_id).collect();
+            batch_digests.sort_unstable();
+            batch_digests.dedup();
+            batch_digests.retain(|d| draining.contains(d));
+            batch_digests
+        };
         if report.stale > 0 {
             tracing::warn!(
                 stale = report.stale,
@@ -51,6 +83,38 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
         }
         shared.forget_rows(claims);
         drop(permits);
+        shared.finish(maybe_done).await;
+    }
+}
+
+/// What to ask of the store with this batch: the digests read back now and then, and the
+/// runs of failures its sent mail ends.
+fn options_for<S, M>(shared: &Shared<S, M>, batch: &[crate::db::queue::Finished]) -> RecordOptions {
+    let read_digests = {
+        let mut read_at = shared
+            .digests_read_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = read_at.elapsed() >= super::READ_DIGESTS_EVERY;
+        if due {
+            *read_at = std::time::Instant::now();
+        }
+        due
+    };
+    let streaking = shared
+        .streaking
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut end_runs_of: Vec<i64> = batch
+        .iter()
+        .filter_map(|f| f.digest_id)
+        .filter(|d| streaking.contains(d))
+        .collect();
+    end_runs_of.sort_unstable();
+    end_runs_of.dedup();
+    RecordOptions {
+        read_digests,
+        end_runs_of,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, watch};
 use tracing::Instrument;
 
 use super::{Messenger, Session, Shared, Store, store::Job};
@@ -26,12 +26,11 @@ pub(super) async fn send_jobs<S: Store, M: Messenger>(
     shared: Arc<Shared<S, M>>,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     done: mpsc::Sender<Done>,
-    window: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
 ) {
     let mut session = shared.messenger.session();
     loop {
-        let Ok(permit) = window.clone().acquire_owned().await else {
+        let Ok(permit) = shared.window.permits.clone().acquire_owned().await else {
             break;
         };
         let job = jobs.lock().await.recv().await;

@@ -12,10 +12,11 @@ use rand::Rng;
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::queue::{
-    ClaimRequest, Finished, Reclaimed, RecordReport, RecordTerms, RowSecrets, claim_due_deliveries,
-    reclaim_expired_leases, record_outcomes, renew_leases,
+    ClaimRequest, Finished, Reclaimed, RecordOptions, RecordReport, RecordTerms, RowSecrets,
+    claim_due_deliveries, finish_drained_digests, reclaim_expired_leases, record_outcomes,
+    renew_leases,
 };
-use crate::domain::{DeliveryKind, Token};
+use crate::domain::{DeliveryKind, DigestStatus, Token};
 use crate::email::{Composer, DigestContent, Letter};
 
 /// A delivery the worker holds: its place in the queue and the letter to send.
@@ -49,6 +50,8 @@ pub struct Claimed {
     pub jobs: Vec<Job>,
     /// Digests that were sending when the claim was made.
     pub sending_digests: Vec<i64>,
+    /// Those of them with nothing more due.
+    pub drained_digests: Vec<i64>,
 }
 
 /// The queue as the worker sees it.
@@ -61,9 +64,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn record(
         &self,
         batch: Vec<Finished>,
+        options: RecordOptions,
     ) -> impl Future<Output = anyhow::Result<RecordReport>> + Send;
     /// Takes back rows whose lease ran out.
     fn reclaim(&self) -> impl Future<Output = anyhow::Result<Reclaimed>> + Send;
+    /// Marks `sent` those of these digests with nothing left open; their statuses.
+    fn finish(
+        &self,
+        digests: Vec<i64>,
+    ) -> impl Future<Output = anyhow::Result<Vec<(i64, DigestStatus)>>> + Send;
     /// The shared content of a digest, for rendering.
     fn digest_content(
         &self,
@@ -171,7 +180,14 @@ impl Store for DbStore {
         Ok(Claimed {
             jobs,
             sending_digests: claim.sending_digests,
+            drained_digests: claim.drained_digests,
         })
+    }
+
+    async fn finish(&self, digests: Vec<i64>) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
+        self.db
+            .run(move |conn| finish_drained_digests(conn, &digests))
+            .await
     }
 
     async fn renew(&self, claims: Vec<i64>) -> anyhow::Result<()> {
@@ -182,10 +198,14 @@ impl Store for DbStore {
         Ok(())
     }
 
-    async fn record(&self, batch: Vec<Finished>) -> anyhow::Result<RecordReport> {
+    async fn record(
+        &self,
+        batch: Vec<Finished>,
+        options: RecordOptions,
+    ) -> anyhow::Result<RecordReport> {
         let terms = self.terms;
         self.db
-            .run(move |conn| record_outcomes(conn, &batch, &terms))
+            .run(move |conn| record_outcomes(conn, &batch, &terms, &options))
             .await
     }
 

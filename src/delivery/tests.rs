@@ -54,7 +54,7 @@ impl Store for MemoryStore {
         let take = limit.min(memory.queue.len());
         Ok(Claimed {
             jobs: memory.queue.drain(..take).collect(),
-            sending_digests: Vec::new(),
+            ..Claimed::default()
         })
     }
 
@@ -62,7 +62,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn record(&self, batch: Vec<Finished>) -> anyhow::Result<RecordReport> {
+    async fn record(
+        &self,
+        batch: Vec<Finished>,
+        _options: crate::db::queue::RecordOptions,
+    ) -> anyhow::Result<RecordReport> {
         loop {
             let unblocked = self.unblocked.notified();
             if !self.memory.lock().unwrap().record_blocked {
@@ -76,6 +80,10 @@ impl Store for MemoryStore {
 
     async fn reclaim(&self) -> anyhow::Result<Reclaimed> {
         Ok(Reclaimed::default())
+    }
+
+    async fn finish(&self, _digests: Vec<i64>) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
+        Ok(Vec::new())
     }
 
     async fn digest_content(&self, _digest_id: i64) -> anyhow::Result<DigestContent> {
@@ -243,7 +251,7 @@ async fn while_outcomes_cannot_be_written_no_more_than_the_window_is_sent() {
     store.memory.lock().unwrap().record_blocked = true;
     let messenger = MemoryMessenger::default();
     let policy = policy(2);
-    let window = policy.window();
+    let window = policy.min_window();
     let worker = start(&store, &messenger, policy, DigestGate::default());
     until(|| messenger.sent.lock().unwrap().len() >= window).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -42,7 +42,7 @@ fn record(app: &TestApp, row: &newsletter::db::queue::ClaimedRow, outcome: Outco
     let terms = RecordTerms {
         pause_after_failures: 50,
     };
-    record_outcomes(&mut conn, &[finished], &terms)
+    record_outcomes(&mut conn, &[finished], &terms, &Default::default())
         .unwrap()
         .stale
 }
@@ -168,11 +168,14 @@ async fn a_relay_slower_than_the_lease_still_delivers_each_reader_exactly_once()
 async fn while_outcomes_cannot_be_written_a_worker_stops_sending_and_a_crash_then_repeats_little() {
     let app = spawn_app_without_worker(|_| {}).await;
     let token = app.staff_token();
-    let readers = app.seed_confirmed("reader", 2000);
+    let readers = app.seed_confirmed("reader", 1000);
     let id = app.queued_digest(&token).await;
-    let worker = app.worker(|_| {});
+    // At 300 mails a second (past the rate limiter's first burst) the window holds 40 ms of
+    // sending, 12 mails. (That the window bounds what goes out unrecorded is proven
+    // deterministically by the worker's own tests; this is the promise on a real database.)
+    let worker = app.worker(|s| s.delivery.rate_per_second = 300);
     let started = Instant::now();
-    while app.smtp.all_messages().len() < 600 {
+    while app.smtp.all_messages().len() < 500 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the worker sends"
@@ -184,7 +187,7 @@ async fn while_outcomes_cannot_be_written_a_worker_stops_sending_and_a_crash_the
     let at_lock = app.smtp.all_messages().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = app.smtp.all_messages().len() - at_lock;
-    let window = 2 * app.settings.delivery.concurrency;
+    let window = (2 * app.settings.delivery.concurrency).max(300 * 40 / 1000);
     assert!(
         during <= window,
         "{during} mails went out while none could be recorded (window {window})"
@@ -196,7 +199,7 @@ async fn while_outcomes_cannot_be_written_a_worker_stops_sending_and_a_crash_the
     let second = app.worker(|s| s.delivery.lease_seconds = 1);
     let done = app.wait_until_sent(&token, id).await;
     second.stop().await;
-    assert_eq!(done["sent"], 2000, "{done}");
+    assert_eq!(done["sent"], 1000, "{done}");
     let copies = app.copies_by_recipient();
     let twice = readers
         .iter()

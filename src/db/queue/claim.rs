@@ -56,6 +56,8 @@ pub struct Claim {
     pub rows: Vec<ClaimedRow>,
     /// The digests that were sending when the claim was made.
     pub sending_digests: Vec<i64>,
+    /// Those of them with nothing more due: once their last mail is recorded they are done.
+    pub drained_digests: Vec<i64>,
 }
 
 #[derive(Queryable)]
@@ -89,17 +91,23 @@ pub fn claim_due_deliveries(
             .order(digests::id)
             .select(digests::id)
             .load(conn)?;
+        let mut drained_digests = Vec::new();
         for digest_id in &sending_digests {
             let room = request.limit - ids.len() as i64;
             if room <= 0 {
                 break;
             }
-            ids.extend(due_ids(conn, Some(*digest_id), now, room)?);
+            let due = due_ids(conn, Some(*digest_id), now, room)?;
+            if (due.len() as i64) < room {
+                drained_digests.push(*digest_id);
+            }
+            ids.extend(due);
         }
         if ids.is_empty() {
             return Ok(Claim {
                 rows: Vec::new(),
                 sending_digests,
+                drained_digests,
             });
         }
         let due: Vec<DueRow> = deliveries::table
@@ -194,6 +202,7 @@ pub fn claim_due_deliveries(
         Ok(Claim {
             rows,
             sending_digests,
+            drained_digests,
         })
     })
 }

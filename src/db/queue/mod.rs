@@ -12,7 +12,10 @@ mod record;
 pub use claim::{Claim, ClaimRequest, ClaimedRow, RowSecrets, claim_due_deliveries};
 pub use enqueue::enqueue_for_subscribers;
 pub use lease::{Reclaimed, reclaim_expired_leases, renew_leases};
-pub use record::{Finished, Outcome, RecordReport, RecordTerms, record_outcomes};
+pub use record::{
+    DigestState, Finished, Outcome, RecordOptions, RecordReport, RecordTerms,
+    finish_drained_digests, record_outcomes,
+};
 
 use std::collections::BTreeSet;
 

@@ -4,8 +4,8 @@
 //! of re-queuing a row another worker sent, or failing one that went out.
 //!
 //! The same transaction keeps each digest's run of sender-side failures, pauses the digest when
-//! the run reaches `pause_after_failures`, marks finished digests `sent`, and reads back the
-//! status of every digest it touched, so the worker learns of a pause made elsewhere.
+//! the run reaches `pause_after_failures`, and reads back the status of every digest it
+//! touched, so the worker learns of a pause made elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,10 +14,10 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::{BACK_TO_QUEUE, finish_digests_when_done};
+use super::BACK_TO_QUEUE;
 use crate::db::events::{EventContext, insert_event};
 use crate::db::schema::{deliveries, digests, subscribers};
-use crate::db::{DbConnection, now, write_tx};
+use crate::db::{Commit, DbConnection, now, write_tx, write_tx_with};
 use crate::domain::{DeliveryStatus, DigestStatus, EventKind, FailureKind, SubscriberStatus};
 
 /// What became of one claimed delivery.
@@ -53,62 +53,162 @@ pub struct RecordTerms {
     pub pause_after_failures: u32,
 }
 
+/// What a recorder wants besides writing its batch.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOptions {
+    /// Read back the digests the batch touched (their status and failure run): a worker asks
+    /// every so often, to hear of a pause made elsewhere, not at every batch.
+    pub read_digests: bool,
+    /// Digests that may be in a run of sender-side failures: a sent mail of theirs ends it.
+    pub end_runs_of: Vec<i64>,
+}
+
+/// A digest as a record read it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestState {
+    pub id: i64,
+    pub status: DigestStatus,
+    /// Sender-side failures in a row so far.
+    pub failure_streak: i32,
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RecordReport {
     /// Outcomes discarded because the row was no longer held by their claim.
     pub stale: usize,
-    /// The status of every digest the batch touched, after it.
-    pub digests: Vec<(i64, DigestStatus)>,
+    /// The digests the batch touched, after it, when read back (asked for, or when the batch
+    /// changed a run of failures).
+    pub digests: Vec<DigestState>,
 }
 
-/// Records a batch of outcomes in one transaction.
+/// Records a batch of outcomes in one transaction, committed [`Commit::Relaxed`]: a crashed
+/// worker loses nothing by it; a crash of PostgreSQL itself can lose the last fraction of a
+/// second of outcomes, and those mails then go out a second time, none is lost. Waiting for the
+/// disk (about 6.5 ms a commit on the project machine) would hold every sender of the window.
 ///
-/// On PostgreSQL the commit does not wait for the WAL to reach the disk (`synchronous_commit =
-/// off` for this transaction only). A crashed worker loses nothing by it; a crash of PostgreSQL
-/// itself can lose the last fraction of a second of outcomes, and those mails then go out a
-/// second time, none is lost. Waiting for the disk (about 6.5 ms a commit on the project
-/// machine) would cap a worker at a few hundred recorded outcomes a second.
+/// Sent mail, the common case, is one statement per claim on PostgreSQL (a CTE that also reads
+/// the digests' status and ends a run of failures); a run of failures, the rare case, is kept
+/// with atomic updates. Whether a digest is finished is looked at after the commit
+/// ([`finish_drained_digests`]), so that concurrent recorders never wait on a digest's row.
 pub fn record_outcomes(
     conn: &mut DbConnection,
     batch: &[Finished],
     terms: &RecordTerms,
+    options: &RecordOptions,
 ) -> anyhow::Result<RecordReport> {
     if batch.is_empty() {
         return Ok(RecordReport::default());
     }
-    write_tx(conn, |conn| {
-        if let DbConnection::Postgres(c) = conn {
-            diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c)?;
-        }
+    write_tx_with(conn, Commit::Relaxed, |conn| {
         let now = now();
         let applied = apply(conn, batch, now)?;
-        let mut digests_touched = BTreeSet::new();
         let mut runs: BTreeMap<i64, Vec<&Outcome>> = BTreeMap::new();
         for (finished, applied) in batch.iter().zip(&applied) {
-            let Some(digest_id) = finished.digest_id else {
-                continue;
-            };
-            digests_touched.insert(digest_id);
-            if *applied {
+            if let (Some(digest_id), true) = (finished.digest_id, *applied) {
                 runs.entry(digest_id).or_default().push(&finished.outcome);
             }
         }
-        for (digest_id, outcomes) in runs {
-            count_sender_failures(conn, digest_id, &outcomes, terms, now)?;
+        let refused = |outcomes: &[&Outcome]| {
+            outcomes.iter().any(|o| {
+                matches!(
+                    o,
+                    Outcome::Failed {
+                        failure: FailureKind::Sender,
+                        ..
+                    }
+                )
+            })
+        };
+        let mut runs_changed = false;
+        let mut ended = Vec::new();
+        for (digest_id, outcomes) in &runs {
+            if refused(outcomes) {
+                count_sender_failures(conn, *digest_id, outcomes, terms, now)?;
+                runs_changed = true;
+            } else if options.end_runs_of.contains(digest_id) && outcomes.contains(&&Outcome::Sent)
+            {
+                ended.push(*digest_id);
+            }
         }
-        finish_digests_when_done(conn, &digests_touched, now)?;
-        let statuses: Vec<(i64, String)> = digests::table
-            .filter(digests::id.eq_any(&digests_touched))
-            .select((digests::id, digests::status))
-            .load(conn)?;
+        if !ended.is_empty() {
+            diesel::update(digests::table.filter(digests::id.eq_any(&ended)))
+                .set(digests::failure_streak.eq(0))
+                .execute(conn)?;
+            runs_changed = true;
+        }
+        let digests = if options.read_digests || runs_changed {
+            let touched: BTreeSet<i64> = batch.iter().filter_map(|f| f.digest_id).collect();
+            let read: Vec<(i64, String, i32)> = digests::table
+                .filter(digests::id.eq_any(&touched))
+                .select((digests::id, digests::status, digests::failure_streak))
+                .load(conn)?;
+            read.into_iter()
+                .filter_map(|(id, status, failure_streak)| {
+                    Some(DigestState {
+                        id,
+                        status: DigestStatus::parse(&status)?,
+                        failure_streak,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(RecordReport {
             stale: applied.iter().filter(|a| !**a).count(),
-            digests: statuses
-                .into_iter()
-                .filter_map(|(id, status)| DigestStatus::parse(&status).map(|s| (id, s)))
-                .collect(),
+            digests,
         })
     })
+}
+
+/// Marks `sent` those of these digests with nothing left queued or being sent; returns the
+/// status of each. Run after the outcomes were committed, in transactions of its own: a
+/// digest finished by two workers at once is then seen finished by whichever looks last.
+pub fn finish_drained_digests(
+    conn: &mut DbConnection,
+    digest_ids: &[i64],
+) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
+    let mut statuses = Vec::with_capacity(digest_ids.len());
+    for digest_id in digest_ids {
+        let open: Option<i64> = deliveries::table
+            .filter(deliveries::digest_id.eq(digest_id))
+            .filter(deliveries::status.eq_any([
+                DeliveryStatus::Queued.as_str(),
+                DeliveryStatus::Sending.as_str(),
+            ]))
+            .select(deliveries::id)
+            .first(conn)
+            .optional()?;
+        if open.is_none() {
+            write_tx(conn, |conn| {
+                Ok(diesel::update(
+                    digests::table
+                        .find(digest_id)
+                        .filter(digests::status.eq_any([
+                            DigestStatus::Sending.as_str(),
+                            DigestStatus::Paused.as_str(),
+                        ])),
+                )
+                .set((
+                    digests::status.eq(DigestStatus::Sent.as_str()),
+                    digests::finished_at.eq(now()),
+                ))
+                .execute(conn)?)
+            })?;
+        }
+        let status: Option<String> = digests::table
+            .find(digest_id)
+            .select(digests::status)
+            .first(conn)
+            .optional()?;
+        statuses.extend(
+            status
+                .as_deref()
+                .and_then(DigestStatus::parse)
+                .map(|s| (*digest_id, s)),
+        );
+    }
+    Ok(statuses)
 }
 
 /// Writes each outcome under its fence; whether it applied, in batch order.
@@ -135,6 +235,8 @@ fn apply(
                 .filter(deliveries::claim_id.eq(claim_id))
                 .filter(deliveries::status.eq(sending))
                 .filter(deliveries::id.eq_any(&ids));
+            // A prepared statement (diesel caches it per connection): parsing and planning one
+            // per batch was a good part of PostgreSQL's time in the digest benchmark.
             let done: Vec<i64> = crate::on_backend!(&mut *conn, |c| diesel::update(target)
                 .set((
                     deliveries::status.eq(DeliveryStatus::Sent.as_str()),
@@ -221,7 +323,8 @@ fn mark_bounced(
 
 /// Keeps the digest's run of sender-side failures (a sent mail ends it) and pauses the digest
 /// when the run is long enough: a relay refusing us fails every reader alike, and nobody
-/// should find out after the whole list was tried.
+/// should find out after the whole list was tried. The run is changed atomically (an increment,
+/// or the count since the batch's last sent mail), so concurrent recorders lose nothing.
 fn count_sender_failures(
     conn: &mut DbConnection,
     digest_id: i64,
@@ -229,33 +332,34 @@ fn count_sender_failures(
     terms: &RecordTerms,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let before: i32 = digests::table
-        .find(digest_id)
-        .select(digests::failure_streak)
-        .first(conn)?;
-    let mut streak = before;
-    let mut last_refusal = None;
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Sent => streak = 0,
+    let last_sent = outcomes.iter().rposition(|o| **o == Outcome::Sent);
+    let refusals: Vec<&str> = outcomes[last_sent.map_or(0, |i| i + 1)..]
+        .iter()
+        .filter_map(|o| match o {
             Outcome::Failed {
                 failure: FailureKind::Sender,
                 error,
-            } => {
-                streak += 1;
-                last_refusal = Some(error.as_str());
-            }
-            _ => {}
-        }
-    }
-    if streak == before {
+            } => Some(error.as_str()),
+            _ => None,
+        })
+        .collect();
+    let after = refusals.len() as i32;
+    if last_sent.is_none() && after == 0 {
         return Ok(());
     }
-    diesel::update(digests::table.find(digest_id))
-        .set(digests::failure_streak.eq(streak))
-        .execute(conn)?;
+    let target = digests::table.find(digest_id);
+    let streak: i32 = match last_sent {
+        Some(_) => crate::on_backend!(&mut *conn, |c| diesel::update(target)
+            .set(digests::failure_streak.eq(after))
+            .returning(digests::failure_streak)
+            .get_result(c))?,
+        None => crate::on_backend!(&mut *conn, |c| diesel::update(target)
+            .set(digests::failure_streak.eq(digests::failure_streak + after))
+            .returning(digests::failure_streak)
+            .get_result(c))?,
+    };
     let limit = terms.pause_after_failures;
-    if limit == 0 || streak < limit as i32 {
+    if limit == 0 || streak < limit as i32 || after == 0 {
         return Ok(());
     }
     let reason = format!(
@@ -263,7 +367,7 @@ fn count_sender_failures(
          the sender, not the recipients (the last answer: {}). Fix the mail relay or the \
          sending address, then resume: the refused mails are tried again.",
         now.format("%Y-%m-%d %H:%M UTC"),
-        crate::domain::mask_addresses_in(last_refusal.unwrap_or("none")),
+        crate::domain::mask_addresses_in(refusals.last().copied().unwrap_or("none")),
     );
     diesel::update(
         digests::table

@@ -17,12 +17,7 @@ async fn a_send_stopped_mid_digest_resumes_and_misses_nobody() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.stop().await;
-    let mid: serde_json::Value = app
-        .admin_get(&token, &format!("/digests/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mid: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
     assert_eq!(mid["status"], "sending", "stopped part-way: {mid}");
     assert!(mid["sent"].as_i64().unwrap() > 0);
 

@@ -111,12 +111,7 @@ async fn a_cancelled_send_skips_everything_not_yet_sent() {
         "{cancelled}"
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let progress: serde_json::Value = app
-        .admin_get(&token, &format!("/digests/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let progress: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
     let (sent, skipped) = (
         progress["sent"].as_i64().unwrap(),
         progress["skipped"].as_i64().unwrap(),
@@ -143,12 +138,7 @@ async fn a_digest_pauses_itself_when_the_relay_refuses_us_and_resume_tries_those
     let worker = app.worker(|_| {});
     let end = Instant::now() + Duration::from_secs(30);
     let paused = loop {
-        let progress: serde_json::Value = app
-            .admin_get(&token, &format!("/digests/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let progress: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
         if progress["status"] == "paused" && progress["queued"].as_i64() > Some(0) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             break progress;
@@ -219,12 +209,7 @@ async fn staff_pause_resume_and_cancel_from_the_command_line() {
     let again = cli(&["digest", "resume", &id]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
-    let progress: serde_json::Value = app
-        .admin_get(&token, &format!("/digests/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let progress: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
     assert_eq!(
         (progress["skipped"].as_i64(), progress["sent"].as_i64()),
         (Some(3), Some(0))

@@ -265,12 +265,7 @@ async fn articles_are_added_by_hand_listed_and_unique_by_url() {
         )
         .await;
     assert_eq!(bad.status().as_u16(), 422);
-    let listed: serde_json::Value = app
-        .admin_get(&token, "/articles")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json(&token, "/articles").await;
     assert_eq!(listed["articles"].as_array().unwrap().len(), 1);
 }
 
@@ -278,7 +273,8 @@ async fn articles_are_added_by_hand_listed_and_unique_by_url() {
 async fn feeds_that_cannot_be_fetched_or_read_are_clear_errors_and_import_nothing() {
     let app = spawn_app().await;
     let token = app.staff_token();
-    let unreachable = format!("http://127.0.0.1:{}/feed.xml", crate::helpers::free_port());
+    let closed = crate::helpers::ClosedPort::new();
+    let unreachable = format!("http://127.0.0.1:{}/feed.xml", closed.port);
     let not_a_feed = serve_feed("<html><body>Not a feed</body></html>");
     let cases = [
         (unreachable.as_str(), 502, "could not be fetched"),
@@ -296,12 +292,7 @@ async fn feeds_that_cannot_be_fetched_or_read_are_clear_errors_and_import_nothin
             "{url}: {body}"
         );
     }
-    let listed: serde_json::Value = app
-        .admin_get(&token, "/articles")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json(&token, "/articles").await;
     assert!(listed["articles"].as_array().unwrap().is_empty());
 }
 
@@ -412,11 +403,8 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
     app.seed_confirmed("c", 3);
     app.signup("pending@example.org").await;
     let listed: serde_json::Value = app
-        .admin_get(&token, "/subscribers?status=confirmed")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .admin_json(&token, "/subscribers?status=confirmed")
+        .await;
     assert_eq!(listed["total"], 3);
     assert!(listed["subscribers"].to_string().contains("c2@example.org"));
     assert_eq!(
@@ -427,11 +415,8 @@ async fn staff_list_subscribers_by_status_and_erase_a_person_for_good() {
         422
     );
     let page: serde_json::Value = app
-        .admin_get(&token, "/subscribers?page=2&per_page=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .admin_json(&token, "/subscribers?page=2&per_page=2")
+        .await;
     assert_eq!(
         (
             page["total"].as_i64(),

@@ -33,12 +33,7 @@ async fn feeds_in_our_own_network_are_refused_unless_allowed() {
             "{url}: {error}"
         );
     }
-    let listed: serde_json::Value = app
-        .admin_get(&token, "/articles")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json(&token, "/articles").await;
     assert!(listed["articles"].as_array().unwrap().is_empty());
 
     // The command line says the same and stops with exit code 1.
@@ -139,12 +134,7 @@ async fn eight_real_feeds_import_with_absolute_links_and_a_broken_one_is_a_clear
             .contains("could not be read as RSS or Atom")
     );
 
-    let listed: serde_json::Value = app
-        .admin_get(&token, "/articles?per_page=500")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_json(&token, "/articles?per_page=500").await;
     let articles = listed["articles"].as_array().unwrap();
     assert_eq!(articles.len(), 77);
     for article in articles {

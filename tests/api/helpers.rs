@@ -289,6 +289,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port where connecting is refused, held until dropped: the socket is bound but
+/// never listens, so no other test can take the port meanwhile (as a port found free and
+/// released could be).
+pub struct ClosedPort {
+    socket: Option<tokio::net::TcpSocket>,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self {
+            socket: Some(socket),
+            port,
+        }
+    }
+
+    /// Frees the port for a server that is about to start on it.
+    pub fn release(&mut self) -> u16 {
+        self.socket.take();
+        self.port
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub db: Db,
@@ -478,6 +504,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A staff API GET that must answer 200, as JSON.
+    pub async fn admin_json(&self, token: &str, path: &str) -> serde_json::Value {
+        let response = self.admin_get(token, path).await;
+        assert_eq!(response.status().as_u16(), 200, "GET /admin/api{path}");
+        response.json().await.unwrap()
+    }
+
     pub async fn admin_delete(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .delete(self.url(&format!("/admin/api{path}")))
@@ -637,11 +670,8 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let status: serde_json::Value = self
-                .admin_get(token, &format!("/digests/{digest_id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+                .admin_json(token, &format!("/digests/{digest_id}"))
+                .await;
             if status["status"] == "sent" {
                 return status;
             }

@@ -44,11 +44,8 @@ async fn signups_that_differ_only_in_case_are_one_subscriber() {
     // Staff find and erase them under yet another spelling; an import cannot bring them back.
     let token = app.staff_token();
     let found: serde_json::Value = app
-        .admin_get(&token, "/subscribers?email=maria.GONZALEZ@example.org")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .admin_json(&token, "/subscribers?email=maria.GONZALEZ@example.org")
+        .await;
     assert_eq!(found["total"], 1, "{found}");
     let erase = app
         .command(&["subscribers", "erase", "MARIA.gonzalez@example.org"])

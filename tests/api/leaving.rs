@@ -17,11 +17,8 @@ async fn someone_unsubscribed_by_staff_mid_digest_gets_nothing_more() {
     }
     // Staff find the person by address (in another letter case) and unsubscribe them.
     let found: serde_json::Value = app
-        .admin_get(&token, "/subscribers?email=Reader20@Example.org")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .admin_json(&token, "/subscribers?email=Reader20@Example.org")
+        .await;
     assert_eq!(found["total"], 1, "{found}");
     let subscriber = found["subscribers"][0]["id"].as_i64().unwrap();
     let response = app
@@ -91,12 +88,7 @@ async fn erasing_the_last_person_a_digest_waits_for_finishes_the_digest() {
     let id = app.queued_digest(&token).await;
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        let p: serde_json::Value = app
-            .admin_get(&token, &format!("/digests/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let p: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
         if p["sent"] == 3 && p["queued"] == 1 {
             assert_eq!(p["status"], "sending");
             break;
@@ -112,12 +104,7 @@ async fn erasing_the_last_person_a_digest_waits_for_finishes_the_digest() {
             .as_u16(),
         204
     );
-    let p: serde_json::Value = app
-        .admin_get(&token, &format!("/digests/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let p: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
     assert_eq!(p["status"], "sent", "not left sending: {p}");
     assert_eq!(
         (p["sent"].as_i64(), p["queued"].as_i64()),

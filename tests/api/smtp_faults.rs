@@ -102,16 +102,16 @@ async fn a_server_that_never_answers_times_out_and_the_mail_is_retried_elsewhere
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_with_growing_delays_up_to_max_attempts() {
-    let closed_port = crate::helpers::free_port();
+    let closed = crate::helpers::ClosedPort::new();
     let app = spawn_app_with(|s| {
-        s.mail.smtp.port = closed_port;
+        s.mail.smtp.port = closed.port;
         s.delivery.max_attempts = 3;
     })
     .await;
     app.signup("frank@example.org").await;
     let started = Instant::now();
     let (status, attempts, error) = confirmation_when(&app, |s| s == "failed").await;
-    assert_eq!((status.as_str(), attempts), ("failed", 3));
+    assert_eq!((status.as_str(), attempts), ("failed", 3), "{error:?}");
     assert!(error.unwrap().contains("connecting"));
     // Backoff of 1 s then 2 s before the third try.
     assert!(started.elapsed() >= Duration::from_secs(3));

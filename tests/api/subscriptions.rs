@@ -3,7 +3,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use newsletter::db::schema::{confirmation_tokens, subscriber_events};
 
-use crate::helpers::{TestSmtp, free_port, spawn_app, spawn_app_with};
+use crate::helpers::{ClosedPort, TestSmtp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_json_signup_answers_202_and_a_confirmation_arrives_over_smtp() {
@@ -355,7 +355,8 @@ async fn confirmation_tokens_are_stored_only_as_hashes_and_expire() {
 
 #[tokio::test]
 async fn a_signup_while_smtp_is_down_is_accepted_and_the_confirmation_arrives_once_it_is_up() {
-    let smtp_port = free_port();
+    let mut down = ClosedPort::new();
+    let smtp_port = down.port;
     let app = spawn_app_with(|s| s.mail.smtp.port = smtp_port).await;
     assert_eq!(app.signup("late@example.org").await.status().as_u16(), 202);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -366,7 +367,7 @@ async fn a_signup_while_smtp_is_down_is_accepted_and_the_confirmation_arrives_on
         "{statuses:?}"
     );
 
-    let smtp = TestSmtp::start_on(smtp_port);
+    let smtp = TestSmtp::start_on(down.release());
     let mails = smtp
         .wait_for_within("late@example.org", 1, Duration::from_secs(20))
         .await;

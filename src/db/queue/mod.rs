@@ -79,31 +79,45 @@ pub fn finish_digests_when_done(
                 continue;
             }
         }
-        // One open row is enough to know: counting them all cost O(open rows) per batch.
-        let open: Option<i64> = deliveries::table
-            .filter(deliveries::digest_id.eq(digest_id))
-            .filter(deliveries::status.eq_any([
-                DeliveryStatus::Queued.as_str(),
-                DeliveryStatus::Sending.as_str(),
-            ]))
-            .select(deliveries::id)
-            .first(conn)
-            .optional()?;
-        if open.is_none() {
-            diesel::update(
-                digests::table
-                    .find(digest_id)
-                    .filter(digests::status.eq_any([
-                        DigestStatus::Sending.as_str(),
-                        DigestStatus::Paused.as_str(),
-                    ])),
-            )
-            .set((
-                digests::status.eq(DigestStatus::Sent.as_str()),
-                digests::finished_at.eq(now),
-            ))
-            .execute(conn)?;
+        if !has_open_deliveries(conn, *digest_id)? {
+            mark_digest_sent(conn, *digest_id, now)?;
         }
     }
     Ok(())
+}
+
+/// Whether a digest still has a delivery queued or being sent. One open row is enough to know:
+/// counting them all cost O(open rows) per batch.
+pub(crate) fn has_open_deliveries(conn: &mut DbConnection, digest_id: i64) -> QueryResult<bool> {
+    let open: Option<i64> = deliveries::table
+        .filter(deliveries::digest_id.eq(digest_id))
+        .filter(deliveries::status.eq_any([
+            DeliveryStatus::Queued.as_str(),
+            DeliveryStatus::Sending.as_str(),
+        ]))
+        .select(deliveries::id)
+        .first(conn)
+        .optional()?;
+    Ok(open.is_some())
+}
+
+/// Marks a sending or paused digest `sent`.
+pub(crate) fn mark_digest_sent(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        digests::table
+            .find(digest_id)
+            .filter(digests::status.eq_any([
+                DigestStatus::Sending.as_str(),
+                DigestStatus::Paused.as_str(),
+            ])),
+    )
+    .set((
+        digests::status.eq(DigestStatus::Sent.as_str()),
+        digests::finished_at.eq(now),
+    ))
+    .execute(conn)
 }

@@ -14,7 +14,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::BACK_TO_QUEUE;
+use super::{BACK_TO_QUEUE, has_open_deliveries, mark_digest_sent};
 use crate::db::events::{EventContext, insert_event};
 use crate::db::schema::{deliveries, digests, subscribers};
 use crate::db::{Commit, DbConnection, now, write_tx, write_tx_with};
@@ -170,31 +170,8 @@ pub fn finish_drained_digests(
 ) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
     let mut statuses = Vec::with_capacity(digest_ids.len());
     for digest_id in digest_ids {
-        let open: Option<i64> = deliveries::table
-            .filter(deliveries::digest_id.eq(digest_id))
-            .filter(deliveries::status.eq_any([
-                DeliveryStatus::Queued.as_str(),
-                DeliveryStatus::Sending.as_str(),
-            ]))
-            .select(deliveries::id)
-            .first(conn)
-            .optional()?;
-        if open.is_none() {
-            write_tx(conn, |conn| {
-                Ok(diesel::update(
-                    digests::table
-                        .find(digest_id)
-                        .filter(digests::status.eq_any([
-                            DigestStatus::Sending.as_str(),
-                            DigestStatus::Paused.as_str(),
-                        ])),
-                )
-                .set((
-                    digests::status.eq(DigestStatus::Sent.as_str()),
-                    digests::finished_at.eq(now()),
-                ))
-                .execute(conn)?)
-            })?;
+        if !has_open_deliveries(conn, *digest_id)? {
+            write_tx(conn, |conn| Ok(mark_digest_sent(conn, *digest_id, now())?))?;
         }
         let status: Option<String> = digests::table
             .find(digest_id)

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::finish_digests_when_done;
 use crate::db::schema::{
@@ -60,18 +61,65 @@ pub struct Claim {
     pub drained_digests: Vec<i64>,
 }
 
-#[derive(Queryable)]
+#[derive(Queryable, QueryableByName)]
 struct DueRow {
+    #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = Text)]
     kind: String,
+    #[diesel(sql_type = Integer)]
     attempts: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
     subscriber_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     digest_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
     to_address: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     unsubscribe_token_hash: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     status: Option<String>,
+}
+
+/// The claimed rows with their recipients, in id order.
+///
+/// On PostgreSQL an unprepared statement, planned with its values each time. Prepared, a pooled
+/// connection that first ran it while the tables were nearly empty kept that generic plan (a
+/// hash join over two sequential scans) until the next ANALYZE: in the signup benchmark it was
+/// 9 to 14 ms a claim and half of PostgreSQL's time, against well under a millisecond planned.
+fn load_due_rows(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<DueRow>> {
+    match conn {
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "SELECT d.id, d.kind, d.attempts, d.subscriber_id, d.digest_id, d.to_address,
+                    d.unsubscribe_token_hash, s.email, s.name, s.status
+             FROM deliveries AS d LEFT JOIN subscribers AS s ON s.id = d.subscriber_id
+             WHERE d.id = ANY($1)
+             ORDER BY d.id",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .load(c),
+        DbConnection::Sqlite(c) => deliveries::table
+            .left_join(subscribers::table)
+            .filter(deliveries::id.eq_any(ids))
+            .order(deliveries::id.asc())
+            .select((
+                deliveries::id,
+                deliveries::kind,
+                deliveries::attempts,
+                deliveries::subscriber_id,
+                deliveries::digest_id,
+                deliveries::to_address,
+                deliveries::unsubscribe_token_hash,
+                subscribers::email.nullable(),
+                subscribers::name.nullable(),
+                subscribers::status.nullable(),
+            ))
+            .load(c),
+    }
 }
 
 /// Claims up to `request.limit` due deliveries; `mint` gives each claimed row its secrets.
@@ -110,23 +158,7 @@ pub fn claim_due_deliveries(
                 drained_digests,
             });
         }
-        let due: Vec<DueRow> = deliveries::table
-            .left_join(subscribers::table)
-            .filter(deliveries::id.eq_any(&ids))
-            .order(deliveries::id.asc())
-            .select((
-                deliveries::id,
-                deliveries::kind,
-                deliveries::attempts,
-                deliveries::subscriber_id,
-                deliveries::digest_id,
-                deliveries::to_address,
-                deliveries::unsubscribe_token_hash,
-                subscribers::email.nullable(),
-                subscribers::name.nullable(),
-                subscribers::status.nullable(),
-            ))
-            .load(conn)?;
+        let due = load_due_rows(conn, &ids)?;
 
         let mut rows = Vec::with_capacity(due.len());
         let mut leases = Vec::with_capacity(due.len());
@@ -267,7 +299,7 @@ fn take_leases(
     rows: Vec<(i64, String, Option<String>)>,
     lease_until: NaiveDateTime,
 ) -> QueryResult<()> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    use diesel::sql_types::Timestamp;
     match conn {
         DbConnection::Postgres(c) => {
             let mut ids = Vec::with_capacity(rows.len());

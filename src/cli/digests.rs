@@ -92,13 +92,19 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                 id,
                 done,
                 "paused: the mail in flight finishes, nothing more goes out",
+                "only a sending digest can be paused",
             )?;
             println!("resume with: newsletter digest resume {id}");
         }
         DigestCommand::Resume { id } => {
             let db = open_db(settings)?;
             let done = db.run(move |conn| resume_digest(conn, id)).await?;
-            say(id, done, "sending again from where it stopped")?;
+            say(
+                id,
+                done,
+                "sending again from where it stopped",
+                "only a paused digest can be resumed",
+            )?;
         }
         DigestCommand::Cancel { id } => {
             let db = open_db(settings)?;
@@ -109,6 +115,7 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                 id,
                 done,
                 "cancelled: the mail in flight finishes, the rest is skipped",
+                "only a sending, paused or scheduled digest can be cancelled",
             )?;
         }
         DigestCommand::Status { id } => {
@@ -124,8 +131,8 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                 p.sent,
                 p.failed,
                 p.skipped,
-                p.started_at.map(|t| t.to_string()).unwrap_or("-".into()),
-                p.finished_at.map(|t| t.to_string()).unwrap_or("-".into()),
+                when(p.started_at),
+                when(p.finished_at),
             );
             if p.failed > 0 {
                 let causes: Vec<String> = p
@@ -154,14 +161,20 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
 }
 
 /// Prints what a pause, resume or cancel did; an impossible one is an error.
-fn say(id: i64, transition: Transition, done: &str) -> anyhow::Result<()> {
+fn say(id: i64, transition: Transition, done: &str, allowed: &str) -> anyhow::Result<()> {
     match transition {
         Transition::Done(_) => println!("digest {id} {done}"),
         Transition::Already(status) => println!("digest {id} is {status} already"),
-        Transition::NotFrom(status) => bail!("digest {id} is {status}; that cannot be done now"),
+        Transition::NotFrom(status) => bail!("digest {id} is {status}: {allowed}"),
         Transition::NotFound => bail!("digest {id} does not exist"),
     }
     Ok(())
+}
+
+/// A time as staff read it: to the second, saying it is UTC; `-` for none yet.
+fn when(at: Option<chrono::NaiveDateTime>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 async fn progress(db: &Db, id: i64) -> anyhow::Result<DigestProgress> {

@@ -99,8 +99,18 @@ async fn staff_import_a_feed_file_compose_preview_and_send_a_digest_and_wait_for
         assert_eq!(app.smtp.messages_to(reader).len(), 1);
     }
     assert!(stdout(&cli(&app, &["digest", "send", "1"])).contains("nothing more was queued"));
+    let status = stdout(&cli(&app, &["digest", "status", "1"]));
     assert!(
-        stdout(&cli(&app, &["digest", "status", "1"])).contains("recipients 5  queued 0  sent 5")
+        status.contains("recipients 5  queued 0  sent 5"),
+        "{status}"
+    );
+    // Times to the second, in UTC, as staff read them (not chrono's nanoseconds).
+    let times = status.lines().find(|l| l.starts_with("started ")).unwrap();
+    let words: Vec<&str> = times.split_whitespace().collect();
+    assert_eq!(words.len(), 8, "{times}");
+    assert!(
+        words[2].len() == 8 && words[3] == "UTC" && words[7] == "UTC",
+        "{times}"
     );
     let missing = cli(&app, &["digest", "status", "99"]);
     assert_eq!(missing.status.code(), Some(1));

@@ -208,7 +208,12 @@ async fn staff_pause_resume_and_cancel_from_the_command_line() {
     assert!(out(&cancelled).contains("cancelled"), "{}", out(&cancelled));
     let again = cli(&["digest", "resume", &id]);
     assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("is cancelled: only a paused digest can be resumed"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let progress: serde_json::Value = app.admin_json(&token, &format!("/digests/{id}")).await;
     assert_eq!(
         (progress["skipped"].as_i64(), progress["sent"].as_i64()),

@@ -148,6 +148,14 @@ struct Shared<S, M> {
     window: Window,
 }
 
+/// Locks worker state held in a `std::sync::Mutex`. Nothing holding one of these locks can leave
+/// the state half-changed, so a lock poisoned by a panicking task is taken as it is.
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The permits of mails between hand-off to SMTP and a recorded outcome, sized to the pace.
 struct Window {
     permits: Arc<Semaphore>,
@@ -189,10 +197,7 @@ impl<S: Store, M> Shared<S, M> {
         }
         match self.store.finish(digests).await {
             Ok(statuses) => {
-                let mut draining = self
-                    .draining
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut draining = locked(&self.draining);
                 for (digest_id, status) in statuses {
                     if !status.is_sending() {
                         draining.remove(&digest_id);
@@ -210,10 +215,7 @@ impl<S: Store, M> Shared<S, M> {
 
 impl<S, M> Shared<S, M> {
     fn forget_rows(&self, claims: impl IntoIterator<Item = i64>) {
-        let mut live = self
-            .live_claims
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut live = locked(&self.live_claims);
         for claim in claims {
             if let Some(left) = live.get_mut(&claim) {
                 *left = left.saturating_sub(1);
@@ -336,11 +338,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                     .set(*digest_id, crate::domain::DigestStatus::Sending);
             }
             if !claimed.drained_digests.is_empty() {
-                shared
-                    .draining
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .extend(claimed.drained_digests.iter().copied());
+                locked(&shared.draining).extend(claimed.drained_digests.iter().copied());
                 // Their last outcomes may all be recorded already.
                 shared.finish(claimed.drained_digests).await;
             }
@@ -354,10 +352,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             }
             tracing::debug!(count = claimed.jobs.len(), "claimed deliveries");
             {
-                let mut live = shared
-                    .live_claims
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut live = locked(&shared.live_claims);
                 for job in &claimed.jobs {
                     *live.entry(job.claim_id).or_default() += 1;
                 }

@@ -1,14 +1,15 @@
 //! The recorder writes outcomes in batches and only then gives back the senders' permits of
 //! the window; the heartbeat renews the leases of what the worker holds.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::send::Done;
-use super::{Messenger, Shared, Store};
-use crate::db::queue::RecordOptions;
+use super::{Messenger, Shared, Store, locked};
+use crate::db::queue::{Finished, RecordOptions};
 
 /// Outcomes written in one transaction at most.
 const OUTCOME_BATCH: usize = 512;
@@ -51,10 +52,7 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
             }
         };
         {
-            let mut streaking = shared
-                .streaking
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut streaking = locked(&shared.streaking);
             for digest in &report.digests {
                 shared.gate.set(digest.id, digest.status);
                 match digest.failure_streak {
@@ -63,17 +61,7 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
                 };
             }
         }
-        let maybe_done: Vec<i64> = {
-            let draining = shared
-                .draining
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut batch_digests: Vec<i64> = finished.iter().filter_map(|f| f.digest_id).collect();
-            batch_digests.sort_unstable();
-            batch_digests.dedup();
-            batch_digests.retain(|d| draining.contains(d));
-            batch_digests
-        };
+        let maybe_done = digests_among(&finished, &locked(&shared.draining));
         if report.stale > 0 {
             tracing::warn!(
                 stale = report.stale,
@@ -89,33 +77,31 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
 
 /// What to ask of the store with this batch: the digests read back now and then, and the
 /// runs of failures its sent mail ends.
-fn options_for<S, M>(shared: &Shared<S, M>, batch: &[crate::db::queue::Finished]) -> RecordOptions {
+fn options_for<S, M>(shared: &Shared<S, M>, batch: &[Finished]) -> RecordOptions {
     let read_digests = {
-        let mut read_at = shared
-            .digests_read_at
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut read_at = locked(&shared.digests_read_at);
         let due = read_at.elapsed() >= super::READ_DIGESTS_EVERY;
         if due {
             *read_at = std::time::Instant::now();
         }
         due
     };
-    let streaking = shared
-        .streaking
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut end_runs_of: Vec<i64> = batch
-        .iter()
-        .filter_map(|f| f.digest_id)
-        .filter(|d| streaking.contains(d))
-        .collect();
-    end_runs_of.sort_unstable();
-    end_runs_of.dedup();
     RecordOptions {
         read_digests,
-        end_runs_of,
+        end_runs_of: digests_among(batch, &locked(&shared.streaking)),
     }
+}
+
+/// The digests of this batch that are in `set`, each once, in ascending order.
+fn digests_among(batch: &[Finished], set: &HashSet<i64>) -> Vec<i64> {
+    let mut digests: Vec<i64> = batch
+        .iter()
+        .filter_map(|f| f.digest_id)
+        .filter(|d| set.contains(d))
+        .collect();
+    digests.sort_unstable();
+    digests.dedup();
+    digests
 }
 
 /// Renews the leases of the claims this worker still holds, every third of a lease, until it
@@ -124,13 +110,7 @@ pub(super) async fn renew_leases<S: Store, M: Messenger>(shared: Arc<Shared<S, M
     let every = (shared.policy.lease / 3).max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(every).await;
-        let claims: Vec<i64> = shared
-            .live_claims
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let claims: Vec<i64> = locked(&shared.live_claims).keys().copied().collect();
         if claims.is_empty() {
             continue;
         }

@@ -86,9 +86,8 @@ pub struct RecordReport {
 /// second of outcomes, and those mails then go out a second time, none is lost. Waiting for the
 /// disk (about 6.5 ms a commit on the project machine) would hold every sender of the window.
 ///
-/// Sent mail, the common case, is one statement per claim on PostgreSQL (a CTE that also reads
-/// the digests' status and ends a run of failures); a run of failures, the rare case, is kept
-/// with atomic updates. Whether a digest is finished is looked at after the commit
+/// Sent mail, the common case, is one statement per batch on PostgreSQL and one per claim on
+/// SQLite ([`record_sent`]); a run of failures, the rare case, is kept with atomic updates. Whether a digest is finished is looked at after the commit
 /// ([`finish_drained_digests`]), so that concurrent recorders never wait on a digest's row.
 pub fn record_outcomes(
     conn: &mut DbConnection,

@@ -6,6 +6,7 @@ mod client_ip;
 mod errors;
 mod health;
 mod pages;
+pub mod staff;
 mod subscribe;
 mod subscriptions;
 mod subscriptions_confirm;
@@ -50,7 +51,8 @@ pub fn with_read_timeout(body: actix_web::dev::Payload) -> actix_web::dev::Paylo
         }
     });
     actix_web::dev::Payload::from(
-        Box::pin(timed) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+        // Fused: a reader that polls again after the end (multipart does) gets the end again.
+        Box::pin(timed.fuse()) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>,
     )
 }
 

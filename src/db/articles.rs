@@ -103,3 +103,87 @@ pub fn list_articles(
         .select(Article::as_select())
         .load(conn)
 }
+
+pub fn find_article(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Article>> {
+    articles::table
+        .find(id)
+        .select(Article::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// What editing or deleting an article did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArticleChange {
+    Done,
+    NotFound,
+    /// It is in a digest that went out: readers got it as it is.
+    InSentDigest,
+    /// Another article has this URL.
+    DuplicateUrl,
+}
+
+fn in_sent_digest(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    use super::schema::{digest_articles, digests};
+    let n: i64 = digest_articles::table
+        .inner_join(digests::table)
+        .filter(digest_articles::article_id.eq(id))
+        .filter(digests::status.ne(crate::domain::DigestStatus::Draft.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Changes an article that is in no sent digest.
+pub fn update_article(
+    conn: &mut DbConnection,
+    id: i64,
+    article: &NewArticle,
+) -> anyhow::Result<ArticleChange> {
+    write_tx(conn, |conn| {
+        if find_article(conn, id)?.is_none() {
+            return Ok(ArticleChange::NotFound);
+        }
+        if in_sent_digest(conn, id)? {
+            return Ok(ArticleChange::InSentDigest);
+        }
+        let other: i64 = articles::table
+            .filter(articles::url.eq(&article.url))
+            .filter(articles::id.ne(id))
+            .count()
+            .get_result(conn)?;
+        if other > 0 {
+            return Ok(ArticleChange::DuplicateUrl);
+        }
+        diesel::update(articles::table.find(id))
+            .set((
+                articles::title.eq(&article.title),
+                articles::url.eq(&article.url),
+                articles::summary.eq(&article.summary),
+                articles::published_at.eq(article.published_at),
+            ))
+            .execute(conn)?;
+        Ok(ArticleChange::Done)
+    })
+}
+
+/// Deletes an article that is in no sent digest (drafts lose it).
+pub fn delete_article(conn: &mut DbConnection, id: i64) -> anyhow::Result<ArticleChange> {
+    use super::schema::digest_articles;
+    write_tx(conn, |conn| {
+        if find_article(conn, id)?.is_none() {
+            return Ok(ArticleChange::NotFound);
+        }
+        if in_sent_digest(conn, id)? {
+            return Ok(ArticleChange::InSentDigest);
+        }
+        diesel::delete(digest_articles::table.filter(digest_articles::article_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(articles::table.find(id)).execute(conn)?;
+        Ok(ArticleChange::Done)
+    })
+}
+
+pub fn count_articles(conn: &mut DbConnection) -> QueryResult<i64> {
+    articles::table.count().get_result(conn)
+}

@@ -448,3 +448,82 @@ fn transition(
         Some(status) => Transition::NotFrom(status),
     })
 }
+
+/// What editing or deleting a draft did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftChange {
+    Done,
+    /// Only drafts change; this digest is in this status.
+    NotDraft(String),
+    NotFound,
+    /// The new content does not hold (no articles, an unknown article).
+    Invalid(String),
+}
+
+/// Replaces a draft's subject, intro and articles, in one transaction that first checks it is
+/// still a draft (a send started in another tab wins).
+pub fn update_draft(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    subject: &str,
+    intro: &str,
+    article_ids: &[i64],
+) -> anyhow::Result<DraftChange> {
+    write_tx(conn, |conn| {
+        let Some(digest) = find_digest(conn, digest_id)? else {
+            return Ok(DraftChange::NotFound);
+        };
+        if digest.status != DigestStatus::Draft.as_str() {
+            return Ok(DraftChange::NotDraft(digest.status));
+        }
+        let chosen = match choose_articles(conn, &ArticleChoice::Ids(article_ids.to_vec()))? {
+            Ok(chosen) => chosen,
+            Err(message) => return Ok(DraftChange::Invalid(message)),
+        };
+        diesel::update(digests::table.find(digest_id))
+            .set((digests::subject.eq(subject), digests::intro.eq(intro)))
+            .execute(conn)?;
+        diesel::delete(digest_articles::table.filter(digest_articles::digest_id.eq(digest_id)))
+            .execute(conn)?;
+        for (position, article) in chosen.iter().enumerate() {
+            diesel::insert_into(digest_articles::table)
+                .values((
+                    digest_articles::digest_id.eq(digest_id),
+                    digest_articles::article_id.eq(article.id),
+                    digest_articles::position.eq(position as i32),
+                ))
+                .execute(conn)?;
+        }
+        Ok(DraftChange::Done)
+    })
+}
+
+/// Deletes a draft (its test mails' records go with it); a digest that was sent stays.
+pub fn delete_draft(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<DraftChange> {
+    write_tx(conn, |conn| {
+        let Some(digest) = find_digest(conn, digest_id)? else {
+            return Ok(DraftChange::NotFound);
+        };
+        if digest.status != DigestStatus::Draft.as_str() {
+            return Ok(DraftChange::NotDraft(digest.status));
+        }
+        diesel::delete(deliveries::table.filter(deliveries::digest_id.eq(digest_id)))
+            .execute(conn)?;
+        diesel::delete(digest_articles::table.filter(digest_articles::digest_id.eq(digest_id)))
+            .execute(conn)?;
+        diesel::delete(digests::table.find(digest_id)).execute(conn)?;
+        Ok(DraftChange::Done)
+    })
+}
+
+/// The ids of articles that are in a digest that was sent (or is sending): those stay as they
+/// were, since readers got them.
+pub fn articles_in_sent_digests(conn: &mut DbConnection) -> QueryResult<BTreeSet<i64>> {
+    let ids: Vec<i64> = digest_articles::table
+        .inner_join(digests::table)
+        .filter(digests::status.ne(DigestStatus::Draft.as_str()))
+        .select(digest_articles::article_id)
+        .distinct()
+        .load(conn)?;
+    Ok(ids.into_iter().collect())
+}

@@ -3,11 +3,13 @@
 //! such), and every query runs on a blocking thread through [`Db::run`].
 
 pub mod articles;
+pub mod dashboard;
 pub mod digests;
 pub mod events;
 pub mod group_commit;
 pub mod queue;
 pub mod schema;
+pub mod staff;
 pub mod staff_tokens;
 pub mod subscribers;
 

@@ -121,6 +121,77 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    staff_members (id) {
+        id -> BigInt,
+        email -> Text,
+        email_key -> Text,
+        name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        setup_token_hash -> Nullable<Text>,
+        setup_expires_at -> Nullable<Timestamp>,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    staff_recovery_codes (id) {
+        id -> BigInt,
+        staff_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    staff_sessions (id) {
+        id -> BigInt,
+        staff_id -> BigInt,
+        token_hash -> Text,
+        csrf_token -> Text,
+        second_factor_pending -> Bool,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    staff_activity (id) {
+        id -> BigInt,
+        staff_id -> Nullable<BigInt>,
+        actor -> Text,
+        action -> Text,
+        detail -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    workers (id) {
+        id -> Text,
+        host -> Text,
+        started_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    digest_totals (digest_id) {
+        digest_id -> BigInt,
+        sent -> BigInt,
+        failed -> BigInt,
+        skipped -> BigInt,
+        computed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(staff_sessions -> staff_members (staff_id));
+diesel::joinable!(staff_recovery_codes -> staff_members (staff_id));
 diesel::joinable!(subscriber_events -> subscribers (subscriber_id));
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
@@ -139,4 +210,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     staff_tokens,
     suppressions,
     retired_unsubscribe_tokens,
+    staff_members,
+    staff_recovery_codes,
+    staff_sessions,
+    staff_activity,
+    digest_totals,
+    workers,
 );

@@ -104,21 +104,18 @@ fn digests_among(batch: &[Finished], set: &HashSet<i64>) -> Vec<i64> {
     digests
 }
 
-/// Renews the leases of the claims this worker still holds, every third of a lease, until it
-/// is aborted.
+/// Renews the leases of the claims this worker still holds, every third of a lease (saying
+/// that the worker is alive, also when it holds nothing), until it is aborted.
 pub(super) async fn renew_leases<S: Store, M: Messenger>(shared: Arc<Shared<S, M>>) {
     let every = (shared.policy.lease / 3).max(Duration::from_millis(100));
     loop {
-        tokio::time::sleep(every).await;
         let claims: Vec<i64> = locked(&shared.live_claims).keys().copied().collect();
-        if claims.is_empty() {
-            continue;
-        }
         if let Err(e) = shared.store.renew(claims).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "could not renew the leases of held deliveries"
             );
         }
+        tokio::time::sleep(every).await;
     }
 }

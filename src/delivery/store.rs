@@ -11,6 +11,7 @@ use rand::Rng;
 
 use crate::configuration::Settings;
 use crate::db::Db;
+use crate::db::dashboard::record_worker_heartbeat;
 use crate::db::queue::{
     ClaimRequest, Finished, Reclaimed, RecordOptions, RecordReport, RecordTerms, RowSecrets,
     claim_due_deliveries, finish_drained_digests, reclaim_expired_leases, record_outcomes,
@@ -58,7 +59,7 @@ pub struct Claimed {
 pub trait Store: Clone + Send + Sync + 'static {
     /// Takes up to `limit` due deliveries under a new claim and lease.
     fn claim(&self, limit: usize) -> impl Future<Output = anyhow::Result<Claimed>> + Send;
-    /// Extends the leases of what these claims still hold.
+    /// Extends the leases of what these claims still hold (none: only says the worker is alive).
     fn renew(&self, claims: Vec<i64>) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Writes outcomes, fenced by their claims.
     fn record(
@@ -89,6 +90,14 @@ pub struct DbStore {
     token_ttl: chrono::Duration,
     max_attempts: i32,
     terms: RecordTerms,
+    /// Who this worker is in the `workers` table (the dashboard's "worker last seen").
+    identity: Arc<WorkerIdentity>,
+}
+
+struct WorkerIdentity {
+    id: String,
+    host: String,
+    started_at: chrono::NaiveDateTime,
 }
 
 impl DbStore {
@@ -102,6 +111,17 @@ impl DbStore {
             terms: RecordTerms {
                 pause_after_failures: settings.delivery.pause_after_failures,
             },
+            identity: Arc::new(WorkerIdentity {
+                id: Token::generate().as_str()[..16].to_string(),
+                host: format!(
+                    "{} (pid {})",
+                    hostname::get()
+                        .map(|h| h.to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| "unknown host".into()),
+                    std::process::id()
+                ),
+                started_at: crate::db::now(),
+            }),
         }
     }
 }
@@ -192,8 +212,19 @@ impl Store for DbStore {
 
     async fn renew(&self, claims: Vec<i64>) -> anyhow::Result<()> {
         let until = crate::db::now() + self.lease;
+        let me = self.identity.clone();
         self.db
-            .run(move |conn| renew_leases(conn, &claims, until))
+            .run(move |conn| {
+                renew_leases(conn, &claims, until)?;
+                crate::db::write_tx(conn, |conn| {
+                    Ok(record_worker_heartbeat(
+                        conn,
+                        &me.id,
+                        &me.host,
+                        me.started_at,
+                    )?)
+                })
+            })
             .await?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! only ever holds data that passed these rules.
 
 mod link_limit;
+pub mod password;
 pub mod smtp_reply;
 mod status;
 mod subscriber_email;

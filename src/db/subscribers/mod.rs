@@ -4,12 +4,14 @@
 mod confirm;
 mod erase;
 mod import;
+mod search;
 mod signup;
 mod unsubscribe;
 
 pub use confirm::{ConfirmOutcome, confirm_subscriber};
 pub use erase::erase_subscriber;
 pub use import::{ImportReport, ImportedPerson, WithoutStatus, import_subscribers};
+pub use search::{LedgerEntry, MailEntry, ledger_of, mails_of, search_subscribers};
 pub use signup::{Signup, SignupOutcome, record_signups};
 pub use unsubscribe::{
     find_subscriber_by_unsubscribe_token, unsubscribe_by_staff, unsubscribe_subscriber,

@@ -1,0 +1,10 @@
+DROP INDEX deliveries_subscriber;
+DROP TABLE workers;
+DROP INDEX subscribers_email_key_prefix;
+DROP INDEX subscribers_name_key;
+DROP INDEX subscriber_events_kind_created;
+DROP TABLE digest_totals;
+DROP TABLE staff_activity;
+DROP TABLE staff_sessions;
+DROP TABLE staff_recovery_codes;
+DROP TABLE staff_members;

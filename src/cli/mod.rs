@@ -12,6 +12,7 @@ use crate::startup::{Application, build_parts};
 
 mod articles;
 mod digests;
+mod staff;
 mod subscribers;
 mod tokens;
 
@@ -37,6 +38,9 @@ pub enum Command {
     Worker,
     /// Apply pending database migrations and exit
     Migrate,
+    /// Staff accounts for the pages under /admin
+    #[command(subcommand)]
+    Staff(StaffCommand),
     /// Staff API tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -49,6 +53,24 @@ pub enum Command {
     /// The list of subscribers
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member and print a one-time link (valid 24 hours) where they set a password
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input instead (scripts, tests); no link is printed.
+        /// On an existing account this sets a new password.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List staff members
+    List,
+    /// Remove a staff member; their sessions end at once
+    Remove { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{applied} migration(s) applied");
             Ok(())
         }
+        Command::Staff(command) => staff::staff(&settings, command).await,
         Command::Token(command) => tokens::token(&settings, command).await,
         Command::Articles(command) => articles::articles(&settings, command).await,
         Command::Digest(command) => digests::digest(&settings, command).await,

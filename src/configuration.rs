@@ -21,6 +21,16 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub signup: SignupSettings,
     pub feeds: FeedsSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// A staff session ends after this many minutes without a page view.
+    pub session_idle_minutes: u64,
+    /// Sign-in attempts per address, and per client address, per 15 minutes.
+    pub login_attempts_per_15_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +256,12 @@ impl Settings {
         }
         if self.signup.rate_limit_per_minute == 0 {
             bail!("signup.rate_limit_per_minute must be at least 1");
+        }
+        if self.admin.session_idle_minutes == 0 {
+            bail!("admin.session_idle_minutes must be at least 1");
+        }
+        if self.admin.login_attempts_per_15_minutes == 0 {
+            bail!("admin.login_attempts_per_15_minutes must be at least 1");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");

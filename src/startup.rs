@@ -23,6 +23,9 @@ use crate::email::{Composer, Mailer, Templates};
 use crate::routes;
 use crate::telemetry::RequestSpan;
 
+/// The largest form the staff pages take (a digest's introduction can be long).
+const ADMIN_FORM_BYTES: usize = 256 * 1024;
+
 /// Shared by every handler.
 pub struct AppState {
     pub db: Db,
@@ -34,6 +37,7 @@ pub struct AppState {
     /// Signups are written in shared transactions (see [`crate::db::group_commit`]).
     pub signups: GroupCommit<Signup, SignupOutcome>,
     pub signup_limiter: SignupLimiter,
+    pub login_limiter: routes::staff::LoginLimiter,
     pub composer: Arc<Composer>,
     pub mailer: Mailer,
 }
@@ -130,6 +134,9 @@ impl Application {
             digest_gate: gate.clone(),
             signups: GroupCommit::start(parts.db.clone(), record_signups),
             signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
+            login_limiter: routes::staff::LoginLimiter::per_15_minutes(
+                settings.admin.login_attempts_per_15_minutes,
+            ),
             composer: parts.composer.clone(),
             mailer: parts.mailer.clone(),
         });
@@ -187,6 +194,7 @@ fn run_server(
                 break;
             };
             state.signup_limiter.forget_quiet_clients();
+            state.login_limiter.forget_quiet();
         }
     });
     let server = HttpServer::new(move || {
@@ -224,6 +232,15 @@ fn run_server(
                     .app_data(routes::admin::json_config(max_body))
                     .app_data(routes::admin::query_config())
                     .configure(routes::admin::configure),
+            )
+            .service(
+                web::scope("/admin")
+                    .wrap_fn(|request, service| {
+                        let response = service.call(request);
+                        async move { Ok(routes::staff::quiet_redirects(response.await?)) }
+                    })
+                    .app_data(web::PayloadConfig::new(max_body.max(ADMIN_FORM_BYTES)))
+                    .configure(routes::staff::configure),
             )
     })
     .listen(listener)?

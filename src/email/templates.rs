@@ -28,6 +28,23 @@ const TEMPLATES: &[(&str, &str)] = embedded! {
     "pages/subscribe.html" => "templates/subscribe.html",
     "pages/message.html" => "templates/message.html",
     "pages/unsubscribe.html" => "templates/unsubscribe.html",
+    "pages/admin/layout.html" => "templates/admin/layout.html",
+    "pages/admin/login.html" => "templates/admin/login.html",
+    "pages/admin/login_code.html" => "templates/admin/login_code.html",
+    "pages/admin/setup.html" => "templates/admin/setup.html",
+    "pages/admin/dashboard.html" => "templates/admin/dashboard.html",
+    "pages/admin/articles.html" => "templates/admin/articles.html",
+    "pages/admin/article.html" => "templates/admin/article.html",
+    "pages/admin/digests.html" => "templates/admin/digests.html",
+    "pages/admin/compose.html" => "templates/admin/compose.html",
+    "pages/admin/digest.html" => "templates/admin/digest.html",
+    "pages/admin/confirm_send.html" => "templates/admin/confirm_send.html",
+    "pages/admin/subscribers.html" => "templates/admin/subscribers.html",
+    "pages/admin/subscriber.html" => "templates/admin/subscriber.html",
+    "pages/admin/erase.html" => "templates/admin/erase.html",
+    "pages/admin/staff.html" => "templates/admin/staff.html",
+    "pages/admin/activity.html" => "templates/admin/activity.html",
+    "pages/admin/account.html" => "templates/admin/account.html",
 };
 
 /// A mail rendered for one recipient.

@@ -1,0 +1,777 @@
+//! Digests in the browser: compose a draft, preview it as a reader gets it, send a test, send it
+//! after a confirmation step, and watch it go out (with pause, resume and cancel).
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::articles::sentence;
+use super::dashboard::DigestRow;
+use super::{AdminError, Change, FormData, Signed, render, render_status, see_other, thousands};
+use crate::db::articles::{Article, list_articles};
+use crate::db::dashboard::{failed_deliveries, status_counts, summarize};
+use crate::db::digests::{
+    ArticleChoice, CreateDigestError, Digest, DraftChange, SendStart, Transition,
+    articles_in_sent_digests, cancel_digest, create_digest, delete_draft, digest_articles,
+    digest_progress, find_digest, list_digests, pause_digest, queue_digest, resume_digest,
+    update_draft,
+};
+use crate::db::staff::log_activity;
+use crate::digests::{
+    PreviewFormat, TestSendError, markdown_to_html, parse_digest, preview, send_test,
+};
+use crate::domain::DigestStatus;
+use crate::startup::AppState;
+
+/// Articles offered on the compose page, newest first.
+const OFFERED_ARTICLES: i64 = 200;
+
+fn missing(id: i64) -> AdminError {
+    AdminError::NotFound(format!(
+        "There is no digest {id}; it may have been deleted."
+    ))
+}
+
+pub async fn list(
+    signed: Signed,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let rows = state
+        .db
+        .run(|conn| {
+            let digests = list_digests(conn)?;
+            let summaries: Vec<_> = digests
+                .into_iter()
+                .map(|d| summarize(conn, d))
+                .collect::<Result<_, _>>()?;
+            Ok(summaries)
+        })
+        .await?;
+    let digests: Vec<DigestRow> = rows.into_iter().map(DigestRow::from).collect();
+    render(
+        &state,
+        Some(&signed),
+        &request,
+        "digests.html",
+        "digests",
+        "Digests",
+        serde_json::json!({ "digests": digests }),
+    )
+}
+
+#[derive(Serialize)]
+struct Choice {
+    id: i64,
+    title: String,
+    published: String,
+    checked: bool,
+    in_sent_digest: bool,
+}
+
+#[derive(Serialize)]
+struct ComposePage {
+    /// None: a new digest.
+    id: Option<i64>,
+    subject: String,
+    intro: String,
+    intro_html: String,
+    articles: Vec<Choice>,
+    error: Option<String>,
+}
+
+/// The compose form; `chosen` None preselects the articles not yet in a sent digest.
+async fn compose_page(
+    signed: &Signed,
+    request: &HttpRequest,
+    state: &AppState,
+    mut page: ComposePage,
+    chosen: Option<BTreeSet<i64>>,
+    status: StatusCode,
+) -> Result<HttpResponse, AdminError> {
+    let (articles, sent): (Vec<Article>, BTreeSet<i64>) = state
+        .db
+        .run(|conn| {
+            Ok((
+                list_articles(conn, 1, OFFERED_ARTICLES)?,
+                articles_in_sent_digests(conn)?,
+            ))
+        })
+        .await?;
+    page.articles = articles
+        .into_iter()
+        .map(|a| Choice {
+            checked: match &chosen {
+                Some(chosen) => chosen.contains(&a.id),
+                None => !sent.contains(&a.id),
+            },
+            in_sent_digest: sent.contains(&a.id),
+            id: a.id,
+            published: a.published_at.format("%-d %b %Y").to_string(),
+            title: a.title,
+        })
+        .collect();
+    page.intro_html = markdown_to_html(&page.intro);
+    let title = if page.id.is_some() {
+        "Edit digest"
+    } else {
+        "New digest"
+    };
+    render_status(
+        state,
+        Some(signed),
+        request,
+        "compose.html",
+        "digests",
+        title,
+        status,
+        page,
+    )
+}
+
+pub async fn new_page(
+    signed: Signed,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let page = ComposePage {
+        id: None,
+        subject: String::new(),
+        intro: String::new(),
+        intro_html: String::new(),
+        articles: Vec::new(),
+        error: None,
+    };
+    compose_page(&signed, &request, &state, page, None, StatusCode::OK).await
+}
+
+/// The subject, intro and ticked articles of a compose form.
+fn composed(form: &FormData) -> Result<(String, String, Vec<i64>), String> {
+    let subject = form.get("subject").to_string();
+    let intro = form.raw("intro").replace("\r\n", "\n");
+    let ids: Vec<i64> = form
+        .all("article")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Err("Tick at least one article for the digest.".into());
+    }
+    if intro.chars().count() > 20_000 {
+        return Err("The introduction can have at most 20,000 characters.".into());
+    }
+    parse_digest(&subject, Some(ids.clone()), None).map_err(|e| sentence(&e))?;
+    Ok((subject.trim().to_string(), intro, ids))
+}
+
+fn refused_page(id: Option<i64>, form: &FormData, error: String) -> (ComposePage, BTreeSet<i64>) {
+    let chosen = form
+        .all("article")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let page = ComposePage {
+        id,
+        subject: form.get("subject").to_string(),
+        intro: form.raw("intro").to_string(),
+        intro_html: String::new(),
+        articles: Vec::new(),
+        error: Some(error),
+    };
+    (page, chosen)
+}
+
+pub async fn create(
+    change: Change,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Change { staff, form } = change;
+    let (subject, intro, ids) = match composed(&form) {
+        Ok(fields) => fields,
+        Err(error) => {
+            let (page, chosen) = refused_page(None, &form, error);
+            return compose_page(
+                &staff,
+                &request,
+                &state,
+                page,
+                Some(chosen),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let actor = staff.actor();
+    let created = state
+        .db
+        .run(move |conn| {
+            let created = create_digest(conn, &subject, &intro, &ArticleChoice::Ids(ids));
+            if let Ok((digest, articles)) = &created {
+                log_activity(
+                    conn,
+                    &actor,
+                    "created digest",
+                    &format!(
+                        "{} ({}), {} articles",
+                        digest.subject,
+                        digest.id,
+                        articles.len()
+                    ),
+                )?;
+            }
+            Ok(created)
+        })
+        .await?;
+    match created {
+        Ok((digest, _)) => Ok(see_other(&format!(
+            "/admin/digests/{}?done=draft-saved",
+            digest.id
+        ))),
+        Err(CreateDigestError::Invalid(message)) => {
+            let (page, chosen) = refused_page(None, &form, sentence(&message));
+            compose_page(
+                &staff,
+                &request,
+                &state,
+                page,
+                Some(chosen),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(CreateDigestError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+async fn load_draft(state: &AppState, id: i64) -> Result<(Digest, Vec<Article>), AdminError> {
+    let found = state
+        .db
+        .run(move |conn| {
+            Ok(match find_digest(conn, id)? {
+                Some(d) => Some((d, digest_articles(conn, id)?)),
+                None => None,
+            })
+        })
+        .await?;
+    found.ok_or_else(|| missing(id))
+}
+
+fn not_draft(id: i64, status: &str) -> AdminError {
+    AdminError::Forbidden(format!(
+        "Digest {id} is {status}: only a draft can be changed or deleted. Readers got it as it is."
+    ))
+}
+
+pub async fn edit_page(
+    signed: Signed,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let (digest, articles) = load_draft(&state, id.into_inner()).await?;
+    if digest.status != DigestStatus::Draft.as_str() {
+        return Err(not_draft(digest.id, &digest.status));
+    }
+    let chosen = articles.iter().map(|a| a.id).collect();
+    let page = ComposePage {
+        id: Some(digest.id),
+        subject: digest.subject,
+        intro: digest.intro,
+        intro_html: String::new(),
+        articles: Vec::new(),
+        error: None,
+    };
+    compose_page(
+        &signed,
+        &request,
+        &state,
+        page,
+        Some(chosen),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn update(
+    change: Change,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Change { staff, form } = change;
+    let id = id.into_inner();
+    let (subject, intro, ids) = match composed(&form) {
+        Ok(fields) => fields,
+        Err(error) => {
+            let (page, chosen) = refused_page(Some(id), &form, error);
+            return compose_page(
+                &staff,
+                &request,
+                &state,
+                page,
+                Some(chosen),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let actor = staff.actor();
+    let logged = subject.clone();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let outcome = update_draft(conn, id, &subject, &intro, &ids)?;
+            if outcome == DraftChange::Done {
+                log_activity(conn, &actor, "edited digest", &format!("{logged} ({id})"))?;
+            }
+            Ok(outcome)
+        })
+        .await?;
+    match outcome {
+        DraftChange::Done => Ok(see_other(&format!("/admin/digests/{id}?done=draft-saved"))),
+        DraftChange::NotFound => Err(missing(id)),
+        DraftChange::NotDraft(status) => Err(not_draft(id, &status)),
+        DraftChange::Invalid(message) => {
+            let (page, chosen) = refused_page(Some(id), &form, sentence(&message));
+            compose_page(
+                &staff,
+                &request,
+                &state,
+                page,
+                Some(chosen),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn delete(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let actor = change.staff.actor();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let subject = find_digest(conn, id)?
+                .map(|d| d.subject)
+                .unwrap_or_default();
+            let outcome = delete_draft(conn, id)?;
+            if outcome == DraftChange::Done {
+                log_activity(conn, &actor, "deleted digest", &format!("{subject} ({id})"))?;
+            }
+            Ok(outcome)
+        })
+        .await?;
+    match outcome {
+        DraftChange::Done => Ok(see_other("/admin/digests?done=draft-deleted")),
+        DraftChange::NotFound => Err(missing(id)),
+        DraftChange::NotDraft(status) => Err(not_draft(id, &status)),
+        DraftChange::Invalid(message) => Err(AdminError::BadRequest(message)),
+    }
+}
+
+#[derive(Serialize)]
+struct Failure {
+    email: String,
+    failure: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct ShowPage {
+    digest: Digest,
+    articles: Vec<Article>,
+    is_draft: bool,
+    live: bool,
+    can_pause: bool,
+    can_resume: bool,
+    can_cancel: bool,
+    confirmed: i64,
+    confirmed_text: String,
+    progress: Option<ProgressView>,
+    failures: Vec<Failure>,
+    text_preview: String,
+    test_email: String,
+    test_error: Option<String>,
+}
+
+/// How far a send has come, as the page and its live updates show it.
+#[derive(Serialize)]
+pub struct ProgressView {
+    status: String,
+    status_reason: Option<String>,
+    recipients: i64,
+    queued: i64,
+    sent: i64,
+    failed: i64,
+    skipped: i64,
+    /// Done of all, 0 to 100.
+    percent: i64,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+fn progress_view(p: crate::db::digests::DigestProgress) -> ProgressView {
+    let total = p.queued + p.sent + p.failed + p.skipped;
+    let done = p.sent + p.failed + p.skipped;
+    ProgressView {
+        percent: if total == 0 { 100 } else { done * 100 / total },
+        status: p.status,
+        status_reason: p.status_reason,
+        recipients: p.recipients,
+        queued: p.queued,
+        sent: p.sent,
+        failed: p.failed,
+        skipped: p.skipped,
+        started_at: p
+            .started_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        finished_at: p
+            .finished_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+    }
+}
+
+async fn show_page(
+    signed: &Signed,
+    request: &HttpRequest,
+    state: &AppState,
+    id: i64,
+    test_error: Option<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (digest, articles) = load_draft(state, id).await?;
+    let is_draft = digest.status == DigestStatus::Draft.as_str();
+    let status = DigestStatus::parse(&digest.status);
+    let (confirmed, progress, failures) = state
+        .db
+        .run(move |conn| {
+            let confirmed = status_counts(conn)?.get("confirmed").copied().unwrap_or(0);
+            let progress = if is_draft {
+                None
+            } else {
+                digest_progress(conn, id)?
+            };
+            let failures = if is_draft {
+                Vec::new()
+            } else {
+                failed_deliveries(conn, id, 100)?
+            };
+            Ok((confirmed, progress, failures))
+        })
+        .await?;
+    let text_preview = if is_draft {
+        preview(&state.db, &state.composer, id, PreviewFormat::Text).await?
+    } else {
+        String::new()
+    };
+    let (test_email, test_error) = match test_error {
+        Some((email, error)) => (email, Some(error)),
+        None => (signed.member.email.clone(), None),
+    };
+    let page = ShowPage {
+        is_draft,
+        live: matches!(status, Some(DigestStatus::Sending)),
+        can_pause: matches!(status, Some(DigestStatus::Sending)),
+        can_resume: matches!(status, Some(DigestStatus::Paused)),
+        can_cancel: matches!(status, Some(DigestStatus::Sending | DigestStatus::Paused)),
+        confirmed,
+        confirmed_text: thousands(confirmed),
+        progress: progress.map(progress_view),
+        failures: failures
+            .into_iter()
+            .map(|(email, failure, error)| Failure {
+                email: email.unwrap_or_else(|| "(erased)".into()),
+                failure: failure.unwrap_or_default(),
+                error: error.unwrap_or_default(),
+            })
+            .collect(),
+        text_preview,
+        test_email,
+        test_error,
+        articles,
+        digest,
+    };
+    let title = page.digest.subject.clone();
+    let status = if page.test_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    render_status(
+        state,
+        Some(signed),
+        request,
+        "digest.html",
+        "digests",
+        &title,
+        status,
+        page,
+    )
+}
+
+pub async fn show(
+    signed: Signed,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    show_page(&signed, &request, &state, id.into_inner(), None).await
+}
+
+/// The HTML mail alone, for the preview frame of the digest's page.
+pub async fn preview_frame(
+    _signed: Signed,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    load_draft(&state, id).await?;
+    let html = preview(&state.db, &state.composer, id, PreviewFormat::Html).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Frame-Options", "SAMEORIGIN"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        ))
+        .body(html))
+}
+
+/// The send's counts as JSON, for the page's live updates.
+pub async fn progress(
+    _signed: Signed,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let progress = state
+        .db
+        .run(move |conn| Ok(digest_progress(conn, id)?))
+        .await?
+        .ok_or_else(|| missing(id))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(progress_view(progress)))
+}
+
+/// The intro's Markdown as HTML, for the compose page's live preview.
+pub async fn markdown(change: Change) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(markdown_to_html(change.form.raw("intro")))
+}
+
+pub async fn test(
+    change: Change,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Change { staff, form } = change;
+    let id = id.into_inner();
+    load_draft(&state, id).await?;
+    let to = form.get("email").to_string();
+    match send_test(&state.db, &state.composer, &state.mailer, id, &to).await {
+        Ok(()) => {
+            let (actor, detail) = (staff.actor(), format!("digest {id} to {to}"));
+            state
+                .db
+                .run(move |conn| Ok(log_activity(conn, &actor, "sent test", &detail)?))
+                .await?;
+            Ok(see_other(&format!("/admin/digests/{id}?done=test-sent")))
+        }
+        Err(TestSendError::InvalidAddress(message)) => {
+            show_page(
+                &staff,
+                &request,
+                &state,
+                id,
+                Some((
+                    to,
+                    format!("That is not an address we can send to: {message}."),
+                )),
+            )
+            .await
+        }
+        Err(e @ TestSendError::Refused(_)) => {
+            show_page(
+                &staff,
+                &request,
+                &state,
+                id,
+                Some((to, format!("The test was not sent: {e}."))),
+            )
+            .await
+        }
+        Err(TestSendError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Serialize)]
+struct ConfirmPage {
+    digest: Digest,
+    confirmed: i64,
+    confirmed_text: String,
+}
+
+pub async fn confirm_page(
+    signed: Signed,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let (digest, _) = load_draft(&state, id).await?;
+    if digest.status != DigestStatus::Draft.as_str() {
+        return Ok(see_other(&format!("/admin/digests/{id}")));
+    }
+    let confirmed = state
+        .db
+        .run(|conn| Ok(status_counts(conn)?.get("confirmed").copied().unwrap_or(0)))
+        .await?;
+    let page = ConfirmPage {
+        digest,
+        confirmed,
+        confirmed_text: thousands(confirmed),
+    };
+    render(
+        &state,
+        Some(&signed),
+        &request,
+        "confirm_send.html",
+        "digests",
+        "Send the digest?",
+        page,
+    )
+}
+
+pub async fn send(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let actor = change.staff.actor();
+    let started = state
+        .db
+        .run(move |conn| {
+            let started = queue_digest(conn, id)?;
+            if let SendStart::Queued(queued) = started {
+                let subject = find_digest(conn, id)?
+                    .map(|d| d.subject)
+                    .unwrap_or_default();
+                log_activity(
+                    conn,
+                    &actor,
+                    "sent digest",
+                    &format!("{subject} ({id}) to {}", thousands(queued)),
+                )?;
+            }
+            Ok(started)
+        })
+        .await?;
+    match started {
+        SendStart::Queued(_) => {
+            state.wake_worker.notify_one();
+            Ok(see_other(&format!("/admin/digests/{id}?done=sending")))
+        }
+        SendStart::AlreadyStarted => Ok(see_other(&format!("/admin/digests/{id}"))),
+        SendStart::NotFound => Err(missing(id)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Move {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+async fn move_send(
+    change: Change,
+    id: i64,
+    state: &AppState,
+    to: Move,
+) -> Result<HttpResponse, AdminError> {
+    let actor = change.staff.actor();
+    let who = change.staff.member.label();
+    let transition = state
+        .db
+        .run(move |conn| {
+            let transition = match to {
+                Move::Pause => pause_digest(conn, id, &format!("paused by {who}"))?,
+                Move::Resume => resume_digest(conn, id)?,
+                Move::Cancel => cancel_digest(conn, id, &format!("cancelled by {who}"))?,
+            };
+            if let Transition::Done(status) = transition {
+                let subject = find_digest(conn, id)?
+                    .map(|d| d.subject)
+                    .unwrap_or_default();
+                let action = match to {
+                    Move::Pause => "paused digest",
+                    Move::Resume => "resumed digest",
+                    Move::Cancel => "cancelled digest",
+                };
+                log_activity(
+                    conn,
+                    &actor,
+                    action,
+                    &format!("{subject} ({id}), now {status}"),
+                )?;
+            }
+            Ok(transition)
+        })
+        .await?;
+    let done = match to {
+        Move::Pause => "paused",
+        Move::Resume => "resumed",
+        Move::Cancel => "cancelled",
+    };
+    match transition {
+        Transition::Done(status) => {
+            state.digest_gate.set(id, status);
+            if status == DigestStatus::Sending {
+                state.wake_worker.notify_one();
+            }
+            Ok(see_other(&format!("/admin/digests/{id}?done={done}")))
+        }
+        Transition::Already(_) => Ok(see_other(&format!("/admin/digests/{id}"))),
+        Transition::NotFrom(status) => Err(AdminError::Forbidden(format!(
+            "Digest {id} is {status}, so it cannot be {done} now."
+        ))),
+        Transition::NotFound => Err(missing(id)),
+    }
+}
+
+pub async fn pause(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    move_send(change, id.into_inner(), &state, Move::Pause).await
+}
+
+pub async fn resume(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    move_send(change, id.into_inner(), &state, Move::Resume).await
+}
+
+pub async fn cancel(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    move_send(change, id.into_inner(), &state, Move::Cancel).await
+}

@@ -19,6 +19,7 @@ mod proxies;
 mod queue;
 mod signup_batches;
 mod smtp_faults;
+mod staff_pages;
 mod subscriptions;
 mod subscriptions_confirm;
 mod timeouts;

@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = embedded! {
     "pages/admin/compose.html" => "templates/admin/compose.html",
     "pages/admin/digest.html" => "templates/admin/digest.html",
     "pages/admin/confirm_send.html" => "templates/admin/confirm_send.html",
+    "pages/admin/confirm_cancel.html" => "templates/admin/confirm_cancel.html",
     "pages/admin/subscribers.html" => "templates/admin/subscribers.html",
     "pages/admin/subscriber.html" => "templates/admin/subscriber.html",
     "pages/admin/erase.html" => "templates/admin/erase.html",

@@ -1,5 +1,6 @@
 //! Black-box tests through the HTTP API, a real database and a real SMTP server.
 
+mod browser;
 mod cli;
 mod crash;
 mod database_faults;

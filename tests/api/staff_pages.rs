@@ -518,7 +518,7 @@ async fn staff_pause_and_resume_a_send_from_its_page() {
         page.contains("data-progress-url") && page.contains("http-equiv=\"refresh\""),
         "it updates itself"
     );
-    assert!(page.contains(">Pause</button>") && page.contains(">Cancel</button>"));
+    assert!(page.contains(">Pause</button>") && page.contains(">Cancel the send</a>"));
 
     assert_eq!(
         browser

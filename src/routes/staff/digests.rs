@@ -638,6 +638,7 @@ pub async fn confirm_page(
         .db
         .run(|conn| Ok(status_counts(conn)?.get("confirmed").copied().unwrap_or(0)))
         .await?;
+    let title = format!("Send '{}'?", digest.subject);
     let page = ConfirmPage {
         digest,
         confirmed,
@@ -649,7 +650,44 @@ pub async fn confirm_page(
         &request,
         "confirm_send.html",
         "digests",
-        "Send the digest?",
+        &title,
+        page,
+    )
+}
+
+/// "Cancel the send?": cancelling cannot be undone, so it is asked first.
+pub async fn cancel_page(
+    signed: Signed,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let progress = state
+        .db
+        .run(move |conn| Ok(digest_progress(conn, id)?))
+        .await?
+        .ok_or_else(|| missing(id))?;
+    if !matches!(
+        DigestStatus::parse(&progress.status),
+        Some(DigestStatus::Sending | DigestStatus::Paused)
+    ) {
+        return Ok(see_other(&format!("/admin/digests/{id}")));
+    }
+    let (digest, _) = load_draft(&state, id).await?;
+    let title = format!("Cancel the send of '{}'?", digest.subject);
+    let page = serde_json::json!({
+        "digest": digest,
+        "queued": thousands(progress.queued),
+        "sent": thousands(progress.sent),
+    });
+    render(
+        &state,
+        Some(&signed),
+        &request,
+        "confirm_cancel.html",
+        "digests",
+        &title,
         page,
     )
 }

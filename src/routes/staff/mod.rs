@@ -62,6 +62,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/digests/{id}/send", post().to(digests::send))
         .route("/digests/{id}/pause", post().to(digests::pause))
         .route("/digests/{id}/resume", post().to(digests::resume))
+        .route("/digests/{id}/cancel", get().to(digests::cancel_page))
         .route("/digests/{id}/cancel", post().to(digests::cancel))
         .route("/subscribers", get().to(people::list))
         .route("/subscribers/export.csv", get().to(people::export))

@@ -254,13 +254,14 @@ pub async fn erase_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let subscriber = load_person(&state, id.into_inner()).await?;
+    let title = format!("Erase {}?", subscriber.email);
     render(
         &state,
         Some(&signed),
         &request,
         "erase.html",
         "subscribers",
-        "Erase this person?",
+        &title,
         serde_json::json!({ "subscriber": subscriber }),
     )
 }

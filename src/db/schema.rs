@@ -172,6 +172,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    subscriber_counts (status, shard) {
+        status -> Text,
+        shard -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     workers (id) {
         id -> Text,
         host -> Text,
@@ -216,4 +224,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     staff_activity,
     digest_totals,
     workers,
+    subscriber_counts,
 );

@@ -922,3 +922,53 @@ fn newsletter_totp(secret: &str) -> totp_rs::Totp {
         .build()
         .unwrap()
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_stay_right_when_another_tool_changes_the_rows() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    app.seed_confirmed("reader", 3);
+    // A restore or a move from another system writes rows with its own SQL.
+    app.query(|conn| {
+        diesel::sql_query(
+            "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at) \
+             VALUES ('moved@example.org', 'moved@example.org', NULL, 'pending', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        )
+        .execute(conn)?;
+        diesel::sql_query("UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'reader0@example.org'")
+            .execute(conn)?;
+        diesel::sql_query("UPDATE subscribers SET name = 'Same status' WHERE email = 'reader1@example.org'")
+            .execute(conn)?;
+        diesel::sql_query("DELETE FROM subscriber_events WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = 'reader2@example.org')")
+            .execute(conn)?;
+        diesel::sql_query("DELETE FROM subscribers WHERE email = 'reader2@example.org'").execute(conn)
+    });
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, dashboard) = browser.get("/admin").await;
+    for (label, n) in [
+        ("Confirmed", 1),
+        ("Pending", 1),
+        ("Unsubscribed", 1),
+        ("Bounced", 0),
+    ] {
+        assert!(
+            dashboard.contains(&format!("<dt>{label}</dt><dd>{n}</dd>")),
+            "{label} {n}: {dashboard}"
+        );
+    }
+    let (_, list) = browser.get("/admin/subscribers").await;
+    assert!(
+        list.contains("confirmed (1)") && list.contains("pending (1)"),
+        "{list}"
+    );
+
+    if matches!(app.db.backend(), newsletter::db::Backend::Postgres) {
+        app.query(|conn| diesel::sql_query("TRUNCATE subscribers CASCADE").execute(conn));
+        let (_, emptied) = browser.get("/admin").await;
+        assert!(
+            emptied.contains("<dt>Confirmed</dt><dd>0</dd>") && emptied.contains("0 people in all"),
+            "{emptied}"
+        );
+    }
+}

@@ -1,3 +1,8 @@
+DROP TRIGGER subscriber_counts_truncate ON subscribers;
+DROP TRIGGER subscriber_counts_change ON subscribers;
+DROP FUNCTION subscriber_counts_reset();
+DROP FUNCTION subscriber_counts_change();
+DROP TABLE subscriber_counts;
 DROP INDEX deliveries_subscriber;
 DROP TABLE workers;
 DROP INDEX subscribers_email_key_prefix;

@@ -77,3 +77,35 @@ CREATE TABLE workers (
 
 -- A person's page lists the mails they were sent; erasing someone finds their mail.
 CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, id);
+
+-- Subscribers by status, kept by the database itself: every insert, delete and change of
+-- status, by us or by any other tool, moves these counts in the same transaction, so the
+-- dashboard reads four rows instead of counting a million. (PostgreSQL spreads each status
+-- over shards, one per connection; SQLite has one writer and uses shard 0.)
+CREATE TABLE subscriber_counts (
+    status TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (status, shard)
+);
+INSERT INTO subscriber_counts (status, shard, n)
+SELECT status, 0, count(*) FROM subscribers GROUP BY status;
+
+CREATE TRIGGER subscriber_counts_insert AFTER INSERT ON subscribers
+BEGIN
+    INSERT INTO subscriber_counts (status, shard, n) VALUES (NEW.status, 0, 1)
+    ON CONFLICT (status, shard) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER subscriber_counts_delete AFTER DELETE ON subscribers
+BEGIN
+    INSERT INTO subscriber_counts (status, shard, n) VALUES (OLD.status, 0, -1)
+    ON CONFLICT (status, shard) DO UPDATE SET n = n - 1;
+END;
+CREATE TRIGGER subscriber_counts_update AFTER UPDATE OF status ON subscribers
+WHEN OLD.status <> NEW.status
+BEGIN
+    INSERT INTO subscriber_counts (status, shard, n) VALUES (OLD.status, 0, -1)
+    ON CONFLICT (status, shard) DO UPDATE SET n = n - 1;
+    INSERT INTO subscriber_counts (status, shard, n) VALUES (NEW.status, 0, 1)
+    ON CONFLICT (status, shard) DO UPDATE SET n = n + 1;
+END;

@@ -418,25 +418,30 @@ pub struct ProgressView {
     finished_at: Option<String>,
 }
 
-fn progress_view(p: crate::db::digests::DigestProgress) -> ProgressView {
+/// The progress of a digest that is not a draft: live while it sends, its kept totals once the
+/// send is over (see [`summarize`]), so a finished digest's page does not count its deliveries
+/// on every view.
+fn progress_of(
+    conn: &mut crate::db::DbConnection,
+    digest: Digest,
+) -> diesel::QueryResult<ProgressView> {
+    let p = summarize(conn, digest)?;
     let total = p.queued + p.sent + p.failed + p.skipped;
     let done = p.sent + p.failed + p.skipped;
-    ProgressView {
+    let when =
+        |t: Option<chrono::NaiveDateTime>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    Ok(ProgressView {
         percent: if total == 0 { 100 } else { done * 100 / total },
-        status: p.status,
-        status_reason: p.status_reason,
-        recipients: p.recipients,
+        started_at: when(p.digest.started_at),
+        finished_at: when(p.digest.finished_at),
+        status: p.digest.status,
+        status_reason: p.digest.status_reason,
+        recipients: p.digest.recipients,
         queued: p.queued,
         sent: p.sent,
         failed: p.failed,
         skipped: p.skipped,
-        started_at: p
-            .started_at
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-        finished_at: p
-            .finished_at
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-    }
+    })
 }
 
 async fn show_page(
@@ -449,6 +454,7 @@ async fn show_page(
     let (digest, articles) = load_draft(state, id).await?;
     let is_draft = digest.status == DigestStatus::Draft.as_str();
     let status = DigestStatus::parse(&digest.status);
+    let shown = digest.clone();
     let (confirmed, progress, failures) = state
         .db
         .run(move |conn| {
@@ -456,7 +462,7 @@ async fn show_page(
             let progress = if is_draft {
                 None
             } else {
-                digest_progress(conn, id)?
+                Some(progress_of(conn, shown)?)
             };
             let failures = if is_draft {
                 Vec::new()
@@ -483,7 +489,7 @@ async fn show_page(
         can_cancel: matches!(status, Some(DigestStatus::Sending | DigestStatus::Paused)),
         confirmed,
         confirmed_text: thousands(confirmed),
-        progress: progress.map(progress_view),
+        progress,
         failures: failures
             .into_iter()
             .map(|(email, failure, error)| Failure {
@@ -554,12 +560,15 @@ pub async fn progress(
     let id = id.into_inner();
     let progress = state
         .db
-        .run(move |conn| Ok(digest_progress(conn, id)?))
+        .run(move |conn| match find_digest(conn, id)? {
+            Some(digest) => Ok(Some(progress_of(conn, digest)?)),
+            None => Ok(None),
+        })
         .await?
         .ok_or_else(|| missing(id))?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(progress_view(progress)))
+        .json(progress))
 }
 
 /// The intro's Markdown as HTML, for the compose page's live preview.

@@ -73,11 +73,14 @@ impl FromRequest for Change {
         let body = web::Bytes::from_request(request, payload);
         let request = request.clone();
         Box::pin(async move {
-            let staff = signed.await?;
-            check_origin(&request)?;
+            // The body first, also for a refusal: a response sent before the body was read
+            // would leave it on the connection, and the browser's next request on that
+            // connection would fail.
             let body = body
                 .await
                 .map_err(|e| AdminError::BadRequest(format!("The form could not be read: {e}")))?;
+            let staff = signed.await?;
+            check_origin(&request)?;
             let form = FormData::parse(&body);
             staff.check_csrf(form.get("csrf"))?;
             Ok(Change { staff, form })

@@ -119,7 +119,7 @@ pub struct DigestSummary {
 }
 
 /// The `limit` newest digests with their counts.
-pub fn recent_digests(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<DigestSummary>> {
+pub fn recent_digests(conn: &mut DbConnection, limit: i64) -> anyhow::Result<Vec<DigestSummary>> {
     let list: Vec<Digest> = digests::table
         .order(digests::id.desc())
         .limit(limit)
@@ -129,8 +129,9 @@ pub fn recent_digests(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Di
 }
 
 /// Counts a digest's outcome: a draft has none, a finished send's totals are counted once and
-/// kept, a send under way is counted now.
-pub fn summarize(conn: &mut DbConnection, digest: Digest) -> QueryResult<DigestSummary> {
+/// kept (the worker does it when it sees the send end; a page view does it when it comes
+/// first), a send under way is counted now.
+pub fn summarize(conn: &mut DbConnection, digest: Digest) -> anyhow::Result<DigestSummary> {
     let mut summary = DigestSummary {
         digest,
         queued: 0,
@@ -167,23 +168,23 @@ pub fn summarize(conn: &mut DbConnection, digest: Digest) -> QueryResult<DigestS
     summary.failed = progress.failed;
     summary.skipped = progress.skipped;
     if over && !has_open_deliveries(conn, id)? {
-        diesel::insert_into(digest_totals::table)
-            .values((
-                digest_totals::digest_id.eq(id),
-                digest_totals::sent.eq(progress.sent),
-                digest_totals::failed.eq(progress.failed),
-                digest_totals::skipped.eq(progress.skipped),
-                digest_totals::computed_at.eq(now()),
-            ))
-            .execute(conn)
-            .or_else(|e| match e {
-                // Another page view counted it at the same moment.
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => Ok(0),
-                other => Err(other),
-            })?;
+        let (sent, failed, skipped) = (progress.sent, progress.failed, progress.skipped);
+        super::write_tx(conn, |conn| {
+            // Another page view or the worker may have counted it at the same moment.
+            let kept: i64 = digest_totals::table.find(id).count().get_result(conn)?;
+            if kept == 0 {
+                diesel::insert_into(digest_totals::table)
+                    .values((
+                        digest_totals::digest_id.eq(id),
+                        digest_totals::sent.eq(sent),
+                        digest_totals::failed.eq(failed),
+                        digest_totals::skipped.eq(skipped),
+                        digest_totals::computed_at.eq(now()),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })?;
     }
     Ok(summary)
 }
@@ -243,4 +244,15 @@ pub fn worker_last_seen(conn: &mut DbConnection) -> QueryResult<Option<NaiveDate
     workers::table
         .select(diesel::dsl::max(workers::last_seen_at))
         .first(conn)
+}
+
+/// Counts and keeps the totals of digests whose send just ended, so that no page view pays for
+/// it. A read of the deliveries, then one small write.
+pub fn keep_totals(conn: &mut DbConnection, digest_ids: &[i64]) -> anyhow::Result<()> {
+    for id in digest_ids {
+        if let Some(digest) = super::digests::find_digest(conn, *id)? {
+            summarize(conn, digest)?;
+        }
+    }
+    Ok(())
 }

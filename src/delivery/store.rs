@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::configuration::Settings;
 use crate::db::Db;
-use crate::db::dashboard::record_worker_heartbeat;
+use crate::db::dashboard::{keep_totals, record_worker_heartbeat};
 use crate::db::queue::{
     ClaimRequest, Finished, Reclaimed, RecordOptions, RecordReport, RecordTerms, RowSecrets,
     claim_due_deliveries, finish_drained_digests, reclaim_expired_leases, record_outcomes,
@@ -205,9 +205,28 @@ impl Store for DbStore {
     }
 
     async fn finish(&self, digests: Vec<i64>) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
-        self.db
+        let statuses = self
+            .db
             .run(move |conn| finish_drained_digests(conn, &digests))
-            .await
+            .await?;
+        let ended: Vec<i64> = statuses
+            .iter()
+            .filter(|(_, status)| matches!(status, DigestStatus::Sent | DigestStatus::Cancelled))
+            .map(|(id, _)| *id)
+            .collect();
+        if !ended.is_empty() {
+            // Off the worker's path: the dashboard's totals of a send that just ended.
+            let db = self.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = db.run(move |conn| keep_totals(conn, &ended)).await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "could not keep the totals of finished digests"
+                    );
+                }
+            });
+        }
+        Ok(statuses)
     }
 
     async fn renew(&self, claims: Vec<i64>) -> anyhow::Result<()> {

@@ -457,6 +457,24 @@ async fn staff_compose_preview_test_and_send_a_digest_in_the_browser() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, "sent");
+    // The worker keeps the totals of a send that ended, so no page view counts them again.
+    let mut kept = None;
+    for _ in 0..50 {
+        kept = app.query(|conn| {
+            use diesel::prelude::*;
+            use newsletter::db::schema::digest_totals::dsl as t;
+            t::digest_totals
+                .find(1i64)
+                .select((t::sent, t::failed, t::skipped))
+                .first::<(i64, i64, i64)>(conn)
+                .optional()
+        });
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(kept, Some((3, 0, 0)));
     let (_, sent_page) = browser.get("/admin/digests/1").await;
     assert!(
         !sent_page.contains("Send to"),

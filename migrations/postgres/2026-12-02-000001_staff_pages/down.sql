@@ -1,5 +1,7 @@
 DROP TRIGGER subscriber_counts_truncate ON subscribers;
-DROP TRIGGER subscriber_counts_change ON subscribers;
+DROP TRIGGER subscriber_counts_insert ON subscribers;
+DROP TRIGGER subscriber_counts_update ON subscribers;
+DROP TRIGGER subscriber_counts_delete ON subscribers;
 DROP FUNCTION subscriber_counts_reset();
 DROP FUNCTION subscriber_counts_change();
 DROP TABLE subscriber_counts;

@@ -95,26 +95,45 @@ CREATE TABLE subscriber_counts (
 INSERT INTO subscriber_counts (status, shard, n)
 SELECT status, 0, count(*) FROM subscribers GROUP BY status;
 
+-- Statement-level, over the statement's transition tables: one upsert per status a statement
+-- changes, however many rows it touches. (A row-level trigger updated the same counter row once
+-- per row; a million-row INSERT ... SELECT then took minutes, each update walking the row's
+-- growing chain of versions.)
 CREATE FUNCTION subscriber_counts_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     here INTEGER := pg_backend_pid() % 64;
 BEGIN
-    IF TG_OP = 'UPDATE' AND OLD.status = NEW.status THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO subscriber_counts (status, shard, n) VALUES (OLD.status, here, -1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = subscriber_counts.n - 1;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        INSERT INTO subscriber_counts (status, shard, n) VALUES (NEW.status, here, 1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = subscriber_counts.n + 1;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO subscriber_counts (status, shard, n)
+        SELECT status, here, count(*) FROM new_rows GROUP BY status
+        ON CONFLICT (status, shard) DO UPDATE SET n = subscriber_counts.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO subscriber_counts (status, shard, n)
+        SELECT status, here, -count(*) FROM old_rows GROUP BY status
+        ON CONFLICT (status, shard) DO UPDATE SET n = subscriber_counts.n + EXCLUDED.n;
+    ELSE
+        INSERT INTO subscriber_counts (status, shard, n)
+        SELECT status, here, sum(delta) FROM (
+            SELECT status, -1 AS delta FROM old_rows
+            UNION ALL
+            SELECT status, 1 AS delta FROM new_rows
+        ) AS changes
+        GROUP BY status
+        HAVING sum(delta) <> 0
+        ON CONFLICT (status, shard) DO UPDATE SET n = subscriber_counts.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER subscriber_counts_change AFTER INSERT OR DELETE OR UPDATE OF status ON subscribers
-FOR EACH ROW EXECUTE FUNCTION subscriber_counts_change();
+CREATE TRIGGER subscriber_counts_insert AFTER INSERT ON subscribers
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION subscriber_counts_change();
+CREATE TRIGGER subscriber_counts_update AFTER UPDATE ON subscribers
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION subscriber_counts_change();
+CREATE TRIGGER subscriber_counts_delete AFTER DELETE ON subscribers
+REFERENCING OLD TABLE AS old_rows
+FOR EACH STATEMENT EXECUTE FUNCTION subscriber_counts_change();
 
 CREATE FUNCTION subscriber_counts_reset() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

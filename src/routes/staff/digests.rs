@@ -421,10 +421,7 @@ pub struct ProgressView {
 /// The progress of a digest that is not a draft: live while it sends, its kept totals once the
 /// send is over (see [`summarize`]), so a finished digest's page does not count its deliveries
 /// on every view.
-fn progress_of(
-    conn: &mut crate::db::DbConnection,
-    digest: Digest,
-) -> diesel::QueryResult<ProgressView> {
+fn progress_of(conn: &mut crate::db::DbConnection, digest: Digest) -> anyhow::Result<ProgressView> {
     let p = summarize(conn, digest)?;
     let total = p.queued + p.sent + p.failed + p.skipped;
     let done = p.sent + p.failed + p.skipped;

@@ -269,6 +269,13 @@ async fn a_person_runs_the_newsletter_in_the_browser() {
     button(&c, "Import from feed").await.click().await.unwrap();
     wait_for_text(&c, "Imported 2 new articles", false).await;
     check_page(&c, "Articles").await;
+    link(&c, "Prolotherapy after failed back surgery")
+        .await
+        .click()
+        .await
+        .unwrap();
+    check_page(&c, "Edit article").await;
+    link(&c, "← Articles").await.click().await.unwrap();
 
     // Compose, with the Markdown preview as one types.
     link(&c, "Digests").await.click().await.unwrap();
@@ -421,11 +428,63 @@ async fn a_person_runs_the_newsletter_in_the_browser() {
         .await
         .unwrap();
     check_page(&c, "Your account").await;
+    // Turn it on with a code from "the app", then sign in with the password and a code.
+    let secret = c
+        .find(Locator::Css("input[name=secret]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .with_account_name("ann@clinic.example")
+        .build()
+        .unwrap();
+    fill(&c, "#code", &totp.generate_current().to_string()).await;
+    button(&c, "Turn on two-factor sign-in")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&c, "Keep these recovery codes", false).await;
+    check_page(&c, "Your account").await;
+
+    // A colleague's setup link opens the page where they choose a password.
+    link(&c, "Staff").await.click().await.unwrap();
+    fill(&c, "#staff-email", "bo@clinic.example").await;
+    button(&c, "Add staff member").await.click().await.unwrap();
+    wait_for_text(&c, "bo@clinic.example was added", false).await;
+    let setup = c
+        .find(Locator::Css(".notice .secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(setup.contains("/admin/setup?token="), "{setup}");
 
     button(&c, "Sign out").await.click().await.unwrap();
     wait_for_text(&c, "Sign in", false).await;
     c.goto(&app.url("/admin/digests")).await.unwrap();
     assert!(path(&c).await.starts_with("/admin/login"), "signed out");
+
+    c.goto(&setup).await.unwrap();
+    check_page(&c, "Choose your password").await;
+    fill(&c, "#password", "bo's own long password").await;
+    fill(&c, "#password_again", "bo's own long password").await;
+    button(&c, "Set password").await.click().await.unwrap();
+    wait_for_text(&c, "Your password is set", false).await;
+
+    fill(&c, "#email", "ann@clinic.example").await;
+    fill(&c, "#password", PASSWORD).await;
+    button(&c, "Sign in").await.click().await.unwrap();
+    wait_for_text(&c, "Enter your sign-in code", false).await;
+    check_page(&c, "Enter your sign-in code").await;
+    fill(&c, "#code", &totp.generate_current().to_string()).await;
+    button(&c, "Sign in").await.click().await.unwrap();
+    wait_for_text(&c, "The list", false).await;
     c.close().await.unwrap();
 }
 

@@ -796,26 +796,18 @@ async fn move_send(
     }
 }
 
-pub async fn pause(
+/// `POST /admin/digests/{id}/pause`, `…/resume` and `…/cancel`.
+pub async fn move_digest(
     change: Change,
-    id: web::Path<i64>,
+    path: web::Path<(i64, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    move_send(change, id.into_inner(), &state, Move::Pause).await
-}
-
-pub async fn resume(
-    change: Change,
-    id: web::Path<i64>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AdminError> {
-    move_send(change, id.into_inner(), &state, Move::Resume).await
-}
-
-pub async fn cancel(
-    change: Change,
-    id: web::Path<i64>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AdminError> {
-    move_send(change, id.into_inner(), &state, Move::Cancel).await
+    let (id, action) = path.into_inner();
+    let to = match action.as_str() {
+        "pause" => Move::Pause,
+        "resume" => Move::Resume,
+        "cancel" => Move::Cancel,
+        _ => return Err(AdminError::NotFound("There is no such page.".into())),
+    };
+    move_send(change, id, &state, to).await
 }

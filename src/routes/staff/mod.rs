@@ -60,10 +60,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/digests/{id}/test", post().to(digests::test))
         .route("/digests/{id}/send", get().to(digests::confirm_page))
         .route("/digests/{id}/send", post().to(digests::send))
-        .route("/digests/{id}/pause", post().to(digests::pause))
-        .route("/digests/{id}/resume", post().to(digests::resume))
         .route("/digests/{id}/cancel", get().to(digests::cancel_page))
-        .route("/digests/{id}/cancel", post().to(digests::cancel))
+        .route(
+            "/digests/{id}/{action:pause|resume|cancel}",
+            post().to(digests::move_digest),
+        )
         .route("/subscribers", get().to(people::list))
         .route("/subscribers/export.csv", get().to(people::export))
         .route("/subscribers/import", post().to(people::import))

@@ -108,6 +108,10 @@ pub fn find_staff(conn: &mut DbConnection, id: i64) -> QueryResult<Option<StaffM
         .optional()
 }
 
+pub fn count_staff(conn: &mut DbConnection) -> QueryResult<i64> {
+    staff_members::table.count().get_result(conn)
+}
+
 pub fn list_staff(conn: &mut DbConnection) -> QueryResult<Vec<StaffMember>> {
     staff_members::table
         .order(staff_members::email_key)

@@ -990,3 +990,187 @@ async fn the_dashboard_counts_stay_right_when_another_tool_changes_the_rows() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_fresh_install_says_how_to_make_the_first_account_and_warns_without_a_worker() {
+    let app = crate::helpers::spawn_app_without_worker(|_| {}).await;
+    let fresh = app.get("/admin/login").await.text().await.unwrap();
+    assert!(
+        fresh.contains("There are no staff accounts yet") && fresh.contains("newsletter staff add")
+    );
+    add_member(&app, "ann@clinic.example");
+    let later = app.get("/admin/login").await.text().await.unwrap();
+    assert!(!later.contains("There are no staff accounts yet"));
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, dashboard) = browser.get("/admin").await;
+    assert!(
+        dashboard.contains("No delivery worker is running")
+            && dashboard.contains("None has been seen yet")
+    );
+
+    // A worker says it is alive as it starts; the warning goes.
+    let worker = app.worker(|_| {});
+    let mut warned = true;
+    for _ in 0..50 {
+        warned = browser
+            .get("/admin")
+            .await
+            .1
+            .contains("No delivery worker is running");
+        if !warned {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!warned, "a running worker clears the warning");
+    worker.stop().await;
+    // Gone for over a minute: the warning is back, with when it was last seen.
+    app.query(|conn| {
+        use diesel::prelude::*;
+        use newsletter::db::schema::workers::dsl as w;
+        diesel::update(w::workers)
+            .set(w::last_seen_at.eq(newsletter::db::now() - chrono::Duration::seconds(61)))
+            .execute(conn)
+    });
+    let (_, silent) = browser.get("/admin").await;
+    assert!(
+        silent.contains("No delivery worker is running") && silent.contains("One was last seen at")
+    );
+}
+
+#[tokio::test]
+async fn a_digest_page_lists_failed_deliveries_and_a_person_page_their_mail() {
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    let readers = app.seed_confirmed("reader", 3);
+    app.smtp.refuse(
+        &readers[1],
+        550,
+        "5.1.1 <reader1@example.org>: no such user",
+        None,
+    );
+    let token = app.staff_token();
+    let id = app.queued_digest(&token).await;
+    app.wait_until_sent(&token, id).await;
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, page) = browser.get(&format!("/admin/digests/{id}")).await;
+    assert!(page.contains("Failed deliveries"), "{page}");
+    assert!(
+        page.contains("reader1@example.org") && page.contains("no such user"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-count=\"failed\">1<") && page.contains("data-count=\"sent\">2<"),
+        "{page}"
+    );
+
+    let person = app
+        .query(|conn| newsletter::db::subscribers::find_subscriber_by_email(conn, &readers[0]))
+        .unwrap()
+        .id;
+    let (_, history) = browser.get(&format!("/admin/subscribers/{person}")).await;
+    assert!(
+        history.contains("Mail sent to them") && history.contains("Latest research"),
+        "{history}"
+    );
+    assert!(history.contains("<span class=\"status sent\">sent</span>"));
+}
+
+#[tokio::test]
+async fn long_lists_have_pages_and_articles_can_be_edited_until_they_are_sent() {
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    app.seed_confirmed("reader", 60);
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, first) = browser.get("/admin/subscribers").await;
+    assert_eq!(
+        first
+            .matches("<td class=\"wrap\"><a href=\"/admin/subscribers/")
+            .count(),
+        50
+    );
+    assert!(first.contains(">Next page</a>") && !first.contains(">Previous page</a>"));
+    let (_, second) = browser.get("/admin/subscribers?q=&status=&page=2").await;
+    assert_eq!(
+        second
+            .matches("<td class=\"wrap\"><a href=\"/admin/subscribers/")
+            .count(),
+        10
+    );
+    assert!(second.contains(">Previous page</a>") && !second.contains(">Next page</a>"));
+    // A search by the start of an address pages too, in address order.
+    let (_, search) = browser.get("/admin/subscribers?q=reader1").await;
+    let at = |needle: &str| search.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    assert!(
+        at("reader10@example.org") < at("reader11@example.org")
+            && at("reader18@example.org") < at("reader19@example.org")
+    );
+    assert_eq!(
+        search
+            .matches("<td class=\"wrap\"><a href=\"/admin/subscribers/")
+            .count(),
+        11
+    );
+
+    // Import from the feed; the form then offers the same address again.
+    let feed = crate::helpers::serve_feed(crate::helpers::FEED);
+    let imported = browser
+        .post_ok("/admin/articles/import", &[("feed_url", &feed)])
+        .await;
+    assert_eq!(imported, "/admin/articles?imported=2&skipped=0");
+    let (_, list) = browser.get(&imported).await;
+    assert!(list.contains("Imported 2 new articles from the feed; 0 were in the list already."));
+    assert!(
+        list.contains(&format!("value=\"{}\"", feed.replace('/', "&#x2f;"))),
+        "{list}"
+    );
+
+    let edited = browser
+        .post_ok(
+            "/admin/articles/1",
+            &[
+                ("title", "Prolotherapy, two years on"),
+                ("url", "https://clinic.example/prolotherapy-two-years"),
+                ("summary", "Updated."),
+                ("published_at", "2026-11-24"),
+            ],
+        )
+        .await;
+    assert_eq!(edited, "/admin/articles?done=article-saved");
+    let (_, edit) = browser.get("/admin/articles/1").await;
+    assert!(edit.contains("value=\"Prolotherapy, two years on\"") && edit.contains("2026-11-24"));
+    let bad = browser
+        .post("/admin/articles/1", &[("title", ""), ("url", "ftp://x")])
+        .await;
+    assert_eq!(bad.status().as_u16(), 422);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("Title must have 1 to 300 characters.")
+    );
+    // Once in a sent digest it stays as readers got it.
+    let token = app.staff_token();
+    let body = serde_json::json!({"subject": "Latest research", "article_ids": [1]});
+    let id = app
+        .admin_post(&token, "/digests", body)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    app.send_digest(&token, id).await;
+    let (_, locked) = browser.get("/admin/articles/1").await;
+    assert!(
+        locked.contains("It cannot be changed or deleted.")
+            && !locked.contains(">Save article</button>")
+    );
+    let refused = browser
+        .post(
+            "/admin/articles/1",
+            &[("title", "Changed"), ("url", "https://clinic.example/c")],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 409);
+}

@@ -11,7 +11,7 @@ use super::auth::{session_cookie, session_of};
 use super::form::check_origin;
 use super::{AdminError, FormData, Signed, render, render_status, see_other};
 use crate::db::staff::{
-    Actor, complete_second_factor, complete_setup, create_session, end_session,
+    Actor, complete_second_factor, complete_setup, count_staff, create_session, end_session,
     find_staff_by_email, find_staff_by_setup_token, log_activity, use_recovery_code, use_totp_step,
 };
 use crate::domain::Token;
@@ -38,6 +38,8 @@ struct LoginPage {
     email: String,
     error: Option<String>,
     next: String,
+    /// A fresh install: nobody can sign in yet, and the page says how to begin.
+    no_staff_yet: bool,
 }
 
 pub async fn page(
@@ -52,8 +54,10 @@ pub async fn page(
             "/admin"
         }));
     }
+    let no_staff_yet = state.db.run(|conn| Ok(count_staff(conn)?)).await? == 0;
     let page = LoginPage {
         next: safe_next(query.next.as_deref()),
+        no_staff_yet,
         ..LoginPage::default()
     };
     render(
@@ -98,6 +102,7 @@ pub async fn submit(
         _ => {
             let page = LoginPage {
                 email,
+                no_staff_yet: false,
                 error: Some("That email address and password do not match an account. Check both and try again.".into()),
                 next,
             };

@@ -359,6 +359,7 @@ async fn staff_compose_preview_test_and_send_a_digest_in_the_browser() {
         )
         .await;
     let (_, compose) = browser.get("/admin/digests/new").await;
+    assert!(compose.contains("Ticked at first"));
     assert!(compose.contains("<label for=\"subject\">Subject</label>"));
     assert!(compose.contains("<label for=\"intro\">Introduction</label>"));
     assert!(compose.contains("Prolotherapy after failed back surgery"));
@@ -1173,4 +1174,21 @@ async fn long_lists_have_pages_and_articles_can_be_edited_until_they_are_sent() 
         )
         .await;
     assert_eq!(refused.status().as_u16(), 409);
+}
+
+#[tokio::test]
+async fn a_draft_offers_no_send_while_nobody_has_confirmed() {
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    let token = app.staff_token();
+    let id = app.draft_digest(&token).await;
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, draft) = browser.get(&format!("/admin/digests/{id}")).await;
+    assert!(
+        draft.contains("Nobody has confirmed their subscription yet")
+            && !draft.contains("Send to 0")
+    );
+    assert!(draft.contains(">Send test</button>"));
+    let (_, ask) = browser.get(&format!("/admin/digests/{id}/send")).await;
+    assert!(ask.contains("nothing would be sent") && !ask.contains("Yes, send now"));
 }

@@ -3,8 +3,14 @@
 # SMTP into Postfix's smtp-sink. Prints messages/s from the worker's start to the last
 # acceptance, the ceiling smtp-source reaches into the same sink with the same message size and
 # concurrency, their ratio, and the worker's peak RSS.
+#
+# DIGESTS picks the digests: "small" (two articles, about 4 KB a message), "real" (eight
+# articles with their summaries and a longer introduction, about 13 KB, a real "Latest research")
+# and "large" (twelve articles, long summaries, an introduction with images as links, about
+# 50 KB).
 source "$(dirname "$0")/common.sh"
 SIZES="${SIZES:-10000 100000}"
+DIGESTS="${DIGESTS:-small}"
 BACKENDS="${BACKENDS:-sqlite postgres}"
 CONCURRENCY="${CONCURRENCY:-8}"
 install_tools
@@ -18,24 +24,44 @@ settings() {
     NEWSLETTER__MAIL__FROM="Clinic research <news@clinic.example>" RUST_LOG=warn
 }
 
-prepare_digest() {
-  "$BIN" migrate >/dev/null
-  "$BIN" articles add --title "Prolotherapy after failed back surgery" \
-    --url https://clinic.example/prolotherapy --published-at 2026-11-23 \
-    --summary "91% of patients were better or no worse twelve months after treatment." >/dev/null
-  "$BIN" articles add --title "PRP for sacroiliac joint pain" --url https://clinic.example/prp \
-    --published-at 2026-11-24 --summary "Platelet rich plasma results from a two-year follow-up." >/dev/null
-  "$BIN" digest create --subject "Latest research" --intro "Two new **studies** this month." >/dev/null
+# A sentence of a study's summary, repeated to the length wanted.
+summary() {
+  python3 -c "import sys; s='Of 120 patients followed for twelve months after treatment, 91% were better or no worse, and the effect held at the two-year visit. '; print((s * 40)[:int(sys.argv[1])].strip())" "$1"
 }
 
+prepare_digest() {
+  local kind=$1 articles summary_chars intro
+  case "$kind" in
+    small) articles=2; summary_chars=70; intro="Two new **studies** this month." ;;
+    real) articles=8; summary_chars=330
+      intro="$(summary 500)
+
+Read on for eight new studies, from prolotherapy after failed back surgery to PRP for the sacroiliac joint." ;;
+    large) articles=12; summary_chars=1500
+      intro="$(summary 2500)
+
+![The clinic's new treatment room](https://clinic.example/images/room.jpg)
+![Before and after: twelve months](https://clinic.example/images/chart.png)" ;;
+    *) echo "unknown digest kind $kind (small, real, large)" >&2; exit 2 ;;
+  esac
+  "$BIN" migrate >/dev/null
+  for i in $(seq 1 "$articles"); do
+    "$BIN" articles add --title "Study $i: prolotherapy after failed back surgery, a follow-up" \
+      --url "https://clinic.example/research/study-$i" --published-at 2026-11-2$((i % 9)) \
+      --summary "$(summary "$summary_chars")" >/dev/null
+  done
+  "$BIN" digest create --subject "Latest research" --intro "$intro" >/dev/null
+}
+
+for kind in $DIGESTS; do
 for backend in $BACKENDS; do
   for n in $SIZES; do
-    url=$(fresh_db "$backend" "digest$n")
+    url=$(fresh_db "$backend" "digest_${kind}_$n")
     settings "$url"
-    prepare_digest
+    prepare_digest "$kind"
     seed_confirmed "$url" "$n"
     # The size of one real message, for smtp-source.
-    outbox="$WORK/outbox-$backend-$n"
+    outbox="$WORK/outbox-$kind-$backend-$n"
     NEWSLETTER__MAIL__TRANSPORT=outbox NEWSLETTER__MAIL__OUTBOX__DIR="$outbox" \
       "$BIN" digest test 1 --email reader1@example.org >/dev/null
     size=$(stat -c %s "$outbox"/*.eml | head -n1)
@@ -61,6 +87,7 @@ for backend in $BACKENDS; do
     source_end=$(now)
     ceiling=$(python3 -c "print(f'{$n / ($source_end - $source_start):.0f}')")
     ratio=$(python3 -c "print(f'{$rate / $ceiling:.2f}')")
-    echo "digest[$backend, $n]: $sent sent in ${seconds}s = $rate msg/s; smtp-source ceiling $ceiling msg/s (${size} B, $CONCURRENCY connections); ratio $ratio; worker peak RSS ${rss} MB"
+    echo "digest[$kind, $backend, $n]: $sent sent in ${seconds}s = $rate msg/s; smtp-source ceiling $ceiling msg/s (${size} B, $CONCURRENCY connections); ratio $ratio; worker peak RSS ${rss} MB"
   done
+done
 done

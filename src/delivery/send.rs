@@ -124,8 +124,8 @@ async fn try_deliver<S: Store, M: Messenger>(
     };
     let built = shared
         .composer
-        .render(&job.letter, digest.as_deref())
-        .and_then(|mail| shared.composer.build(&job.letter, mail));
+        .render_wire(&job.letter, digest.as_deref())
+        .and_then(|mail| shared.composer.build_wire(&job.letter, mail));
     let message = match built {
         Ok(message) => message,
         Err(e) => {

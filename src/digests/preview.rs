@@ -76,9 +76,11 @@ pub async fn send_test(
 ) -> Result<(), TestSendError> {
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
     let letter = sample_letter(composer, DeliveryKind::Test, email.as_str(), digest_id);
-    let mut mail = render_sample(db, composer, &letter, digest_id).await?;
+    // The same rendering and encoding as the worker's copies.
+    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
+    let mut mail = composer.render_wire(&letter, Some(&content))?;
     mail.subject = format!("[Test] {}", mail.subject);
-    let message = composer.build(&letter, mail)?;
+    let message = composer.build_wire(&letter, mail)?;
     let mut session = mailer.session();
     let outcome = session
         .send(

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
 use super::templates::{RenderedEmail, Templates};
+use super::wire::{EncodedBody, Slot};
 use crate::configuration::Settings;
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
 
@@ -127,23 +129,40 @@ impl Composer {
         format!("{}/unsubscribe?token={token}", self.base_url)
     }
 
-    /// Renders the mail of a confirmation, welcome, digest or test delivery.
+    /// Renders the mail of a confirmation, welcome, digest or test delivery, as text (for
+    /// previews).
     pub fn render(
         &self,
         letter: &Letter,
         digest: Option<&PreparedMail>,
     ) -> anyhow::Result<RenderedEmail> {
+        let (prepared, reader) = self.reader_of(letter, digest)?;
+        Ok(prepared.personalize(&reader.as_reader()))
+    }
+
+    /// The same mail as [`Composer::render`], its parts already encoded for the wire: what the
+    /// worker sends (see [`super::wire`]).
+    pub fn render_wire(
+        &self,
+        letter: &Letter,
+        digest: Option<&PreparedMail>,
+    ) -> anyhow::Result<WireMail> {
+        let (prepared, reader) = self.reader_of(letter, digest)?;
+        Ok(prepared.personalize_wire(&reader.as_reader()))
+    }
+
+    /// The prepared mail a letter is made from, and its reader's parts.
+    fn reader_of<'a>(
+        &'a self,
+        letter: &'a Letter,
+        digest: Option<&'a PreparedMail>,
+    ) -> anyhow::Result<(&'a PreparedMail, OwnedReader<'a>)> {
         let unsubscribe_url = letter
             .unsubscribe_token
             .as_ref()
             .map(|t| self.unsubscribe_url(t.as_str()))
             .unwrap_or_else(|| format!("{}/subscribe", self.base_url));
-        let mut reader = Reader {
-            name: letter.name.as_deref(),
-            unsubscribe_url: &unsubscribe_url,
-            confirm_url: "",
-        };
-        let confirm_url;
+        let mut confirm_url = String::new();
         let prepared = match letter.kind {
             DeliveryKind::Confirmation => {
                 let token = letter
@@ -155,7 +174,6 @@ impl Composer {
                     self.base_url,
                     token.as_str()
                 );
-                reader.confirm_url = &confirm_url;
                 &self.confirmation
             }
             DeliveryKind::Welcome => &self.welcome,
@@ -163,7 +181,12 @@ impl Composer {
                 digest.context("digest mail without its digest")?
             }
         };
-        Ok(prepared.personalize(&reader))
+        let reader = OwnedReader {
+            name: letter.name.as_deref(),
+            unsubscribe_url,
+            confirm_url,
+        };
+        Ok((prepared, reader))
     }
 
     /// Renders a digest's shared parts once (CSS inlined), so a send only fills in each
@@ -179,6 +202,47 @@ impl Composer {
 
     /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
     pub fn build(&self, letter: &Letter, mail: RenderedEmail) -> anyhow::Result<Message> {
+        let message = self
+            .headers(letter, mail.subject)?
+            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
+            .context("building the message")?;
+        Ok(self.signed(message))
+    }
+
+    /// [`Composer::build`] for a mail whose parts are already encoded ([`Composer::render_wire`]).
+    pub fn build_wire(&self, letter: &Letter, mail: WireMail) -> anyhow::Result<Message> {
+        let part = |content_type: ContentType, body: Vec<u8>| {
+            SinglePart::builder()
+                .header(content_type)
+                .body(Body::dangerous_pre_encoded(
+                    body,
+                    ContentTransferEncoding::QuotedPrintable,
+                ))
+        };
+        let message = self
+            .headers(letter, mail.subject)?
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(part(ContentType::TEXT_PLAIN, mail.text))
+                    .singlepart(part(ContentType::TEXT_HTML, mail.html)),
+            )
+            .context("building the message")?;
+        Ok(self.signed(message))
+    }
+
+    fn signed(&self, mut message: Message) -> Message {
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        message
+    }
+
+    /// Everything but the body: addresses, Message-ID, List-* and Precedence.
+    fn headers(
+        &self,
+        letter: &Letter,
+        subject: String,
+    ) -> anyhow::Result<lettre::message::MessageBuilder> {
         let to = SubscriberEmail::from_stored(letter.to.clone())
             .to_address()
             .with_context(|| {
@@ -187,7 +251,7 @@ impl Composer {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(letter.name.clone(), to))
-            .subject(mail.subject)
+            .subject(subject)
             .message_id(Some(letter.message_id.clone()))
             .date_now();
         if let Some(token) = &letter.unsubscribe_token {
@@ -207,13 +271,32 @@ impl Composer {
         if matches!(letter.kind, DeliveryKind::Digest) {
             builder = builder.raw_header(header("Precedence", "bulk".into()));
         }
-        let mut message = builder
-            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
-            .context("building the message")?;
-        if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+        Ok(builder)
+    }
+}
+
+/// A reader's copy with its parts encoded for the wire.
+#[derive(Debug, Clone)]
+pub struct WireMail {
+    pub subject: String,
+    pub text: Vec<u8>,
+    pub html: Vec<u8>,
+}
+
+/// A reader's parts, owned where they are made for the letter.
+struct OwnedReader<'a> {
+    name: Option<&'a str>,
+    unsubscribe_url: String,
+    confirm_url: String,
+}
+
+impl OwnedReader<'_> {
+    fn as_reader(&self) -> Reader<'_> {
+        Reader {
+            name: self.name,
+            unsubscribe_url: &self.unsubscribe_url,
+            confirm_url: &self.confirm_url,
         }
-        Ok(message)
     }
 }
 
@@ -234,6 +317,30 @@ struct Reader<'a> {
 pub struct PreparedMail {
     named: RenderedEmail,
     anonymous: RenderedEmail,
+    /// The same two, encoded for the wire once, the reader's parts open.
+    named_wire: WireParts,
+    anonymous_wire: WireParts,
+}
+
+#[derive(Debug, Clone)]
+struct WireParts {
+    text: EncodedBody,
+    html: EncodedBody,
+}
+
+const MARKS: &[(&str, Slot)] = &[
+    (NAME_MARK, Slot::Name),
+    (UNSUBSCRIBE_MARK, Slot::Unsubscribe),
+    (CONFIRM_MARK, Slot::Confirm),
+];
+
+impl WireParts {
+    fn of(mail: &RenderedEmail) -> WireParts {
+        WireParts {
+            text: EncodedBody::new(&mail.text, MARKS),
+            html: EncodedBody::new(&mail.html, MARKS),
+        }
+    }
 }
 
 impl PreparedMail {
@@ -252,10 +359,39 @@ impl PreparedMail {
             };
             templates.render_email(mail, With { common, extra })
         };
+        let (named, anonymous) = (variant(Some(NAME_MARK))?, variant(None)?);
         Ok(PreparedMail {
-            named: variant(Some(NAME_MARK))?,
-            anonymous: variant(None)?,
+            named_wire: WireParts::of(&named),
+            anonymous_wire: WireParts::of(&anonymous),
+            named,
+            anonymous,
         })
+    }
+
+    /// One reader's copy for the wire: as [`PreparedMail::personalize`], encoded.
+    fn personalize_wire(&self, reader: &Reader<'_>) -> WireMail {
+        let (template, wire, name) = match reader.name {
+            Some(name) => (&self.named, &self.named_wire, name),
+            None => (&self.anonymous, &self.anonymous_wire, ""),
+        };
+        let text = wire.text.fill(|slot| match slot {
+            Slot::Name => name,
+            Slot::Unsubscribe => reader.unsubscribe_url,
+            Slot::Confirm => reader.confirm_url,
+        });
+        let html_name = html_escape::encode_text(name);
+        let html_unsubscribe = html_escape::encode_double_quoted_attribute(reader.unsubscribe_url);
+        let html_confirm = html_escape::encode_double_quoted_attribute(reader.confirm_url);
+        let html = wire.html.fill(|slot| match slot {
+            Slot::Name => &html_name,
+            Slot::Unsubscribe => &html_unsubscribe,
+            Slot::Confirm => &html_confirm,
+        });
+        WireMail {
+            subject: template.subject.clone(),
+            text,
+            html,
+        }
     }
 
     /// One reader's copy: name escaped for HTML, links escaped for attributes.

@@ -6,7 +6,8 @@ mod compose;
 mod dkim;
 mod mailer;
 mod templates;
+mod wire;
 
-pub use compose::{ArticleView, Composer, DigestContent, Letter, PreparedMail};
+pub use compose::{ArticleView, Composer, DigestContent, Letter, PreparedMail, WireMail};
 pub use mailer::{MailSession, Mailer, SendError};
 pub use templates::{RenderedEmail, Templates};

@@ -200,16 +200,8 @@ impl Composer {
         )
     }
 
-    /// The whole message, ready for SMTP: headers, both parts, and the DKIM signature.
-    pub fn build(&self, letter: &Letter, mail: RenderedEmail) -> anyhow::Result<Message> {
-        let message = self
-            .headers(letter, mail.subject)?
-            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
-            .context("building the message")?;
-        Ok(self.signed(message))
-    }
-
-    /// [`Composer::build`] for a mail whose parts are already encoded ([`Composer::render_wire`]).
+    /// The whole message, ready for SMTP: headers, both parts (already encoded, from
+    /// [`Composer::render_wire`]), and the DKIM signature.
     pub fn build_wire(&self, letter: &Letter, mail: WireMail) -> anyhow::Result<Message> {
         let part = |content_type: ContentType, body: Vec<u8>| {
             SinglePart::builder()

@@ -5,7 +5,6 @@ DROP TRIGGER subscriber_counts_delete ON subscribers;
 DROP FUNCTION subscriber_counts_reset();
 DROP FUNCTION subscriber_counts_change();
 DROP TABLE subscriber_counts;
-DROP INDEX deliveries_subscriber;
 DROP TABLE workers;
 DROP INDEX subscribers_email_key_prefix;
 DROP INDEX subscribers_name_key;

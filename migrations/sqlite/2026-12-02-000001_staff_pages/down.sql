@@ -1,5 +1,4 @@
 DROP TABLE subscriber_counts;
-DROP INDEX deliveries_subscriber;
 DROP TABLE workers;
 DROP INDEX subscribers_name_key;
 DROP INDEX subscriber_events_kind_created;

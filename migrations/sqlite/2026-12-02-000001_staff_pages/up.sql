@@ -75,9 +75,6 @@ CREATE TABLE workers (
     last_seen_at TIMESTAMP NOT NULL
 );
 
--- A person's page lists the mails they were sent; erasing someone finds their mail.
-CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, id);
-
 -- Subscribers by status, kept by the database itself: every insert, delete and change of
 -- status, by us or by any other tool, moves these counts in the same transaction, so the
 -- dashboard reads four rows instead of counting a million. (PostgreSQL spreads each status

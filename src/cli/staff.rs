@@ -106,16 +106,12 @@ pub async fn staff(settings: &Settings, command: StaffCommand) -> anyhow::Result
             let members = db.run(|conn| Ok(list_staff(conn)?)).await?;
             println!("{:<36} {:<24} {:<20} STATE", "EMAIL", "NAME", "ADDED");
             for m in members {
-                let state = match (&m.password_hash, &m.totp_secret) {
-                    (None, _) => "waiting for setup",
-                    (Some(_), Some(_)) => "active, two-factor",
-                    (Some(_), None) => "active",
-                };
                 println!(
-                    "{:<36} {:<24} {:<20} {state}",
+                    "{:<36} {:<24} {:<20} {}",
                     m.email,
                     m.name.as_deref().unwrap_or(""),
-                    m.created_at.format("%Y-%m-%d %H:%M")
+                    m.created_at.format("%Y-%m-%d %H:%M"),
+                    m.state()
                 );
             }
         }

@@ -35,9 +35,13 @@ impl StaffMember {
         }
     }
 
-    /// Whether they can sign in yet (a password is set).
-    pub fn is_active(&self) -> bool {
-        self.password_hash.is_some()
+    /// Where the account stands, in words for the staff list (page and command line).
+    pub fn state(&self) -> &'static str {
+        match (&self.password_hash, &self.totp_secret) {
+            (None, _) => "waiting for setup",
+            (Some(_), Some(_)) => "active, two-factor",
+            (Some(_), None) => "active",
+        }
     }
 }
 

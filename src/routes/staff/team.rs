@@ -63,11 +63,7 @@ async fn team_page(
     page.members = members
         .into_iter()
         .map(|m| MemberRow {
-            state: match (&m.password_hash, &m.totp_secret) {
-                (None, _) => "waiting for setup",
-                (Some(_), Some(_)) => "active, two-factor",
-                (Some(_), None) => "active",
-            },
+            state: m.state(),
             added: m.created_at.format("%Y-%m-%d").to_string(),
             is_me: m.id == me,
             member: m,

@@ -10,8 +10,8 @@ use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::events::EventContext;
 use crate::db::subscribers::{
-    ImportReport, SubscriberFilter, WithoutStatus, erase_subscriber, find_subscriber_by_email,
-    import_subscribers, list_subscribers, subscribers_after, unsubscribe_by_staff,
+    SubscriberFilter, WithoutStatus, erase_subscriber, find_subscriber_by_email, import_in_batches,
+    list_subscribers, subscribers_after, unsubscribe_by_staff,
 };
 use crate::domain::{SubscriberEmail, SubscriberStatus};
 use crate::list_csv;
@@ -139,16 +139,10 @@ async fn import(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let bar = ProgressBar::new(read.people.len() as u64);
-    let mut total = ImportReport::default();
-    for chunk in read.people.chunks(500) {
-        let (chunk, without_status, source) =
-            (chunk.to_vec(), without_status.clone(), source.clone());
-        let report = db
-            .run(move |conn| import_subscribers(conn, &chunk, &without_status, &source))
-            .await?;
-        bar.inc((report.imported + report.existing + report.suppressed) as u64);
-        total += report;
-    }
+    let total = import_in_batches(db, &read.people, &without_status, &source, |report| {
+        bar.inc((report.imported + report.existing + report.suppressed) as u64)
+    })
+    .await?;
     bar.finish_and_clear();
     for problem in read.invalid.iter().take(20) {
         eprintln!("skipped {problem}");

@@ -70,6 +70,31 @@ impl std::ops::AddAssign for ImportReport {
     }
 }
 
+/// People per transaction when a whole file is imported.
+const BATCH: usize = 500;
+
+/// Imports a file's `people` in transactions of 500, calling `progress` with each one's report;
+/// returns the total.
+pub async fn import_in_batches(
+    db: &crate::db::Db,
+    people: &[ImportedPerson],
+    without_status: &WithoutStatus,
+    source: &str,
+    mut progress: impl FnMut(&ImportReport),
+) -> anyhow::Result<ImportReport> {
+    let mut total = ImportReport::default();
+    for chunk in people.chunks(BATCH) {
+        let (chunk, without_status, source) =
+            (chunk.to_vec(), without_status.clone(), source.to_string());
+        let report = db
+            .run(move |conn| import_subscribers(conn, &chunk, &without_status, &source))
+            .await?;
+        progress(&report);
+        total += report;
+    }
+    Ok(total)
+}
+
 /// Imports `people` in one transaction; `source` names the file for the ledger.
 pub fn import_subscribers(
     conn: &mut DbConnection,

@@ -10,7 +10,9 @@ mod unsubscribe;
 
 pub use confirm::{ConfirmOutcome, confirm_subscriber};
 pub use erase::erase_subscriber;
-pub use import::{ImportReport, ImportedPerson, WithoutStatus, import_subscribers};
+pub use import::{
+    ImportReport, ImportedPerson, WithoutStatus, import_in_batches, import_subscribers,
+};
 pub use search::{LedgerEntry, MailEntry, ledger_of, mails_of, search_subscribers};
 pub use signup::{Signup, SignupOutcome, record_signups};
 pub use unsubscribe::{

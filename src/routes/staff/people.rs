@@ -13,9 +13,9 @@ use crate::db::dashboard::status_counts;
 use crate::db::events::EventContext;
 use crate::db::staff::log_activity;
 use crate::db::subscribers::{
-    ImportReport, LedgerEntry, MailEntry, Subscriber, WithoutStatus, erase_subscriber,
-    find_subscriber, import_subscribers, ledger_of, mails_of, search_subscribers,
-    subscribers_after, unsubscribe_by_staff,
+    LedgerEntry, MailEntry, Subscriber, WithoutStatus, erase_subscriber, find_subscriber,
+    import_in_batches, ledger_of, mails_of, search_subscribers, subscribers_after,
+    unsubscribe_by_staff,
 };
 use crate::domain::{SubscriberStatus, mask_address};
 use crate::list_csv;
@@ -464,18 +464,14 @@ pub async fn import(
         Ok(read) => read,
         Err(e) => return refuse(&format!("The file could not be read: {e:#}.")).await,
     };
-    let mut total = ImportReport::default();
-    for chunk in read.people.chunks(500) {
-        let (chunk, without_status, source) = (
-            chunk.to_vec(),
-            without_status.clone(),
-            form.file_name.clone(),
-        );
-        total += state
-            .db
-            .run(move |conn| import_subscribers(conn, &chunk, &without_status, &source))
-            .await?;
-    }
+    let total = import_in_batches(
+        &state.db,
+        &read.people,
+        &without_status,
+        &form.file_name,
+        |_| {},
+    )
+    .await?;
     if total.asked_to_confirm > 0 {
         state.wake_worker.notify_one();
     }

@@ -360,57 +360,85 @@ impl PreparedMail {
         })
     }
 
+    /// The variant for this reader (named or not) and what fills its marks.
+    fn variant<'r>(&self, reader: &Reader<'r>) -> (&RenderedEmail, &WireParts, Fills<'r>) {
+        let (template, wire) = match reader.name {
+            Some(_) => (&self.named, &self.named_wire),
+            None => (&self.anonymous, &self.anonymous_wire),
+        };
+        (template, wire, Fills::of(reader))
+    }
+
     /// One reader's copy for the wire: as [`PreparedMail::personalize`], encoded.
     fn personalize_wire(&self, reader: &Reader<'_>) -> WireMail {
-        let (template, wire, name) = match reader.name {
-            Some(name) => (&self.named, &self.named_wire, name),
-            None => (&self.anonymous, &self.anonymous_wire, ""),
-        };
-        let text = wire.text.fill(|slot| match slot {
-            Slot::Name => name,
-            Slot::Unsubscribe => reader.unsubscribe_url,
-            Slot::Confirm => reader.confirm_url,
-        });
-        let html_name = html_escape::encode_text(name);
-        let html_unsubscribe = html_escape::encode_double_quoted_attribute(reader.unsubscribe_url);
-        let html_confirm = html_escape::encode_double_quoted_attribute(reader.confirm_url);
-        let html = wire.html.fill(|slot| match slot {
-            Slot::Name => &html_name,
-            Slot::Unsubscribe => &html_unsubscribe,
-            Slot::Confirm => &html_confirm,
-        });
+        let (template, wire, fills) = self.variant(reader);
         WireMail {
             subject: template.subject.clone(),
-            text,
-            html,
+            text: wire.text.fill(|slot| fills.text(slot)),
+            html: wire.html.fill(|slot| fills.html(slot)),
         }
     }
 
     /// One reader's copy: name escaped for HTML, links escaped for attributes.
     fn personalize(&self, reader: &Reader<'_>) -> RenderedEmail {
-        let (template, name) = match reader.name {
-            Some(name) => (&self.named, name),
-            None => (&self.anonymous, ""),
-        };
-        let fill = |text: &str, name: &str, unsubscribe: &str, confirm: &str| {
-            text.replace(NAME_MARK, name)
-                .replace(UNSUBSCRIBE_MARK, unsubscribe)
-                .replace(CONFIRM_MARK, confirm)
+        let (template, _, fills) = self.variant(reader);
+        let fill = |body: &str, html: bool| {
+            MARKS.iter().fold(body.to_string(), |body, (mark, slot)| {
+                body.replace(
+                    mark,
+                    if html {
+                        fills.html(*slot)
+                    } else {
+                        fills.text(*slot)
+                    },
+                )
+            })
         };
         RenderedEmail {
             subject: template.subject.clone(),
-            text: fill(
-                &template.text,
-                name,
-                reader.unsubscribe_url,
-                reader.confirm_url,
-            ),
-            html: fill(
-                &template.html,
-                &html_escape::encode_text(name),
-                &html_escape::encode_double_quoted_attribute(reader.unsubscribe_url),
-                &html_escape::encode_double_quoted_attribute(reader.confirm_url),
-            ),
+            text: fill(&template.text, false),
+            html: fill(&template.html, true),
+        }
+    }
+}
+
+/// What a reader's copy puts at each mark: as it is in the text, escaped in the HTML (the name
+/// as text, links as attribute values).
+struct Fills<'a> {
+    name: &'a str,
+    unsubscribe: &'a str,
+    confirm: &'a str,
+    html_name: std::borrow::Cow<'a, str>,
+    html_unsubscribe: std::borrow::Cow<'a, str>,
+    html_confirm: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> Fills<'a> {
+    fn of(reader: &Reader<'a>) -> Fills<'a> {
+        let name = reader.name.unwrap_or("");
+        Fills {
+            name,
+            unsubscribe: reader.unsubscribe_url,
+            confirm: reader.confirm_url,
+            html_name: html_escape::encode_text(name),
+            html_unsubscribe: html_escape::encode_double_quoted_attribute(reader.unsubscribe_url),
+            html_confirm: html_escape::encode_double_quoted_attribute(reader.confirm_url),
+        }
+    }
+
+    fn text(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Name => self.name,
+            Slot::Unsubscribe => self.unsubscribe,
+            Slot::Confirm => self.confirm,
+        }
+    }
+
+    fn html(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Name => &self.html_name,
+            Slot::Unsubscribe => &self.html_unsubscribe,
+            Slot::Confirm => &self.html_confirm,
         }
     }
 }

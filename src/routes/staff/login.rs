@@ -7,9 +7,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::account::totp_of;
-use super::auth::{session_cookie, session_of};
+use super::auth::{check_csrf, session_cookie, session_of};
 use super::form::check_origin;
-use super::{AdminError, FormData, Signed, render, render_status, see_other};
+use super::{AdminError, FormData, render, render_status, see_other};
 use crate::db::staff::{
     Actor, complete_second_factor, complete_setup, count_staff, create_session, end_session,
     find_staff_by_email, find_staff_by_setup_token, log_activity, use_recovery_code, use_totp_step,
@@ -272,13 +272,7 @@ pub async fn logout(
     if let Some((session, member)) = session_of(&request, &state).await? {
         // A pending session has no page with a token yet; a full one must present its own.
         if !session.second_factor_pending {
-            let signed = Signed {
-                member: member.clone(),
-                session_id: session.id,
-                csrf: session.csrf_token.clone(),
-                ip: crate::routes::client_ip(&request, &state),
-            };
-            signed.check_csrf(form.get("csrf"))?;
+            check_csrf(&session.csrf_token, form.get("csrf"))?;
         }
         let actor = Actor::staff(&member, Some(crate::routes::client_ip(&request, &state)));
         state

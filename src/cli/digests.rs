@@ -173,8 +173,7 @@ fn say(id: i64, transition: Transition, done: &str, allowed: &str) -> anyhow::Re
 
 /// A time as staff read it: to the second, saying it is UTC; `-` for none yet.
 fn when(at: Option<chrono::NaiveDateTime>) -> String {
-    at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
+    at.map(crate::db::staff_time).unwrap_or_else(|| "-".into())
 }
 
 async fn progress(db: &Db, id: i64) -> anyhow::Result<DigestProgress> {

@@ -413,3 +413,9 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
+
+/// A stored time as staff read it, on the pages and the command line: to the second, saying it
+/// is UTC.
+pub fn staff_time(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}

@@ -35,7 +35,7 @@ pub async fn page(
     let entries: Vec<Entry> = entries
         .into_iter()
         .map(|a| Entry {
-            when: a.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            when: crate::db::staff_time(a.created_at),
             activity: a,
         })
         .collect();

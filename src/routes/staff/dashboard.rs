@@ -167,7 +167,7 @@ pub async fn page(
             .collect(),
         digests: digests.into_iter().map(DigestRow::from).collect(),
         worker_missing,
-        worker_last_seen: seen.map(|s| s.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        worker_last_seen: seen.map(crate::db::staff_time),
     };
     render(
         &state,

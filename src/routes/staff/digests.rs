@@ -425,12 +425,10 @@ fn progress_of(conn: &mut crate::db::DbConnection, digest: Digest) -> anyhow::Re
     let p = summarize(conn, digest)?;
     let total = p.queued + p.sent + p.failed + p.skipped;
     let done = p.sent + p.failed + p.skipped;
-    let when =
-        |t: Option<chrono::NaiveDateTime>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
     Ok(ProgressView {
         percent: if total == 0 { 100 } else { done * 100 / total },
-        started_at: when(p.digest.started_at),
-        finished_at: when(p.digest.finished_at),
+        started_at: p.digest.started_at.map(crate::db::staff_time),
+        finished_at: p.digest.finished_at.map(crate::db::staff_time),
         status: p.digest.status,
         status_reason: p.digest.status_reason,
         recipients: p.digest.recipients,

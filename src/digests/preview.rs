@@ -4,7 +4,7 @@
 use super::content::load_content;
 use crate::db::Db;
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
-use crate::email::{Composer, Letter, Mailer, RenderedEmail, SendError};
+use crate::email::{Composer, Letter, Mailer, PreparedMail, SendError};
 
 /// How a digest is previewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +25,9 @@ fn sample_letter(composer: &Composer, kind: DeliveryKind, email: &str, digest_id
     }
 }
 
-/// A sample letter's mail, through the same preparation the worker uses.
-async fn render_sample(
-    db: &Db,
-    composer: &Composer,
-    letter: &Letter,
-    digest_id: i64,
-) -> anyhow::Result<RenderedEmail> {
-    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
-    composer.render(letter, Some(&content))
+/// A digest prepared as the worker prepares it.
+async fn prepared(db: &Db, composer: &Composer, digest_id: i64) -> anyhow::Result<PreparedMail> {
+    composer.prepare_digest(&load_content(db, digest_id).await?)
 }
 
 /// Exactly what a subscriber would get, rendered for a sample reader.
@@ -49,7 +43,7 @@ pub async fn preview(
         "reader@example.org",
         digest_id,
     );
-    let mail = render_sample(db, composer, &letter, digest_id).await?;
+    let mail = composer.render(&letter, Some(&prepared(db, composer, digest_id).await?))?;
     Ok(match format {
         PreviewFormat::Html => mail.html,
         PreviewFormat::Text => format!("Subject: {}\n\n{}", mail.subject, mail.text),
@@ -77,8 +71,8 @@ pub async fn send_test(
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
     let letter = sample_letter(composer, DeliveryKind::Test, email.as_str(), digest_id);
     // The same rendering and encoding as the worker's copies.
-    let content = composer.prepare_digest(&load_content(db, digest_id).await?)?;
-    let mut mail = composer.render_wire(&letter, Some(&content))?;
+    let mut mail =
+        composer.render_wire(&letter, Some(&prepared(db, composer, digest_id).await?))?;
     mail.subject = format!("[Test] {}", mail.subject);
     let message = composer.build_wire(&letter, mail)?;
     let mut session = mailer.session();

@@ -123,7 +123,8 @@ pub enum ArticleChange {
     DuplicateUrl,
 }
 
-fn in_sent_digest(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+/// Whether the article is in a digest that was sent (or is sending).
+pub fn in_sent_digest(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
     use super::schema::{digest_articles, digests};
     let n: i64 = digest_articles::table
         .inner_join(digests::table)

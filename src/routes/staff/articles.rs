@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminError, Change, Signed, render_status, see_other};
 use crate::db::articles::{
-    Article, ArticleChange, count_articles, delete_article, find_article, insert_article,
-    list_articles, update_article,
+    Article, ArticleChange, count_articles, delete_article, find_article, in_sent_digest,
+    insert_article, list_articles, update_article,
 };
 use crate::db::digests::articles_in_sent_digests;
 use crate::db::staff::{last_detail_of, log_activity};
@@ -273,7 +273,7 @@ async fn load(state: &AppState, id: i64) -> Result<(Article, bool), AdminError> 
         .db
         .run(move |conn| {
             let article = find_article(conn, id)?;
-            let sent = articles_in_sent_digests(conn)?.contains(&id);
+            let sent = in_sent_digest(conn, id)?;
             Ok(article.map(|a| (a, sent)))
         })
         .await?;

@@ -23,24 +23,16 @@ use crate::domain::{DeliveryStatus, DigestStatus};
 /// Subscribers by status (every status present, zero when none), from the counts the database
 /// keeps in `subscriber_counts` by trigger (see the migration).
 pub fn status_counts(conn: &mut DbConnection) -> QueryResult<BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> = subscriber_counts::table
+    let shards: Vec<(String, i64)> = subscriber_counts::table
         .select((subscriber_counts::status, subscriber_counts::n))
-        .load::<(String, i64)>(conn)?
-        .into_iter()
-        .fold(
-            BTreeMap::new(),
-            |mut sums: BTreeMap<String, i64>, (status, n)| {
-                *sums.entry(status).or_default() += n;
-                sums
-            },
-        )
-        .into_iter()
-        .collect();
+        .load(conn)?;
     let mut counts: BTreeMap<String, i64> = ["pending", "confirmed", "unsubscribed", "bounced"]
         .into_iter()
         .map(|s| (s.to_string(), 0))
         .collect();
-    counts.extend(rows);
+    for (status, n) in shards {
+        *counts.entry(status).or_default() += n;
+    }
     Ok(counts)
 }
 

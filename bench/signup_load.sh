@@ -8,12 +8,13 @@
 source "$(dirname "$0")/common.sh"
 DURATION="${DURATION:-20s}"
 CONNECTIONS="${CONNECTIONS:-32}"
+BACKENDS="${BACKENDS:-sqlite postgres}"
 install_tools
 build
 
 start_smtp_sink
 
-for backend in sqlite postgres; do
+for backend in $BACKENDS; do
   url=$(fresh_db "$backend" signup)
   port=$(free_port)
   NEWSLETTER__DATABASE__URL="$url" NEWSLETTER__SERVER__PORT="$port" \

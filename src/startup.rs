@@ -180,6 +180,12 @@ impl Application {
     }
 }
 
+/// A page's route: GET, and HEAD for link checkers (mail scanners, previews) that only look.
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 fn run_server(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -220,12 +226,20 @@ fn run_server(
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .route("/health", web::get().to(routes::health))
-            .route("/subscribe", web::get().to(routes::subscribe_page))
-            .route("/subscribe/thanks", web::get().to(routes::thanks_page))
+            .route("/health", get_or_head().to(routes::health))
+            .route("/subscribe", get_or_head().to(routes::subscribe_page))
+            .route("/subscribe/thanks", get_or_head().to(routes::thanks_page))
             .route("/subscriptions", web::post().to(routes::subscribe))
-            .route("/subscriptions/confirm", web::get().to(routes::confirm))
-            .route("/unsubscribe", web::get().to(routes::unsubscribe_page))
+            .route(
+                "/subscriptions/confirm",
+                get_or_head().to(routes::confirm_page),
+            )
+            .route("/subscriptions/confirm", web::post().to(routes::confirm))
+            .route(
+                "/subscriptions/confirm/resend",
+                web::post().to(routes::resend_confirmation),
+            )
+            .route("/unsubscribe", get_or_head().to(routes::unsubscribe_page))
             .route("/unsubscribe", web::post().to(routes::unsubscribe))
             .service(
                 web::scope("/admin/api")

@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = embedded! {
     "pages/subscribe.html" => "templates/subscribe.html",
     "pages/message.html" => "templates/message.html",
     "pages/unsubscribe.html" => "templates/unsubscribe.html",
+    "pages/confirm.html" => "templates/confirm.html",
     "pages/admin/layout.html" => "templates/admin/layout.html",
     "pages/admin/login.html" => "templates/admin/login.html",
     "pages/admin/login_code.html" => "templates/admin/login_code.html",

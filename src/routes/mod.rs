@@ -17,7 +17,7 @@ pub use health::health;
 pub use pages::Page;
 pub use subscribe::{subscribe_page, thanks_page};
 pub use subscriptions::subscribe;
-pub use subscriptions_confirm::confirm;
+pub use subscriptions_confirm::{confirm, confirm_page, resend as resend_confirmation};
 pub use unsubscribe::{unsubscribe, unsubscribe_page};
 
 use actix_web::HttpRequest;

@@ -6,12 +6,13 @@ use serde::Serialize;
 
 use crate::startup::AppState;
 
-/// A page with a title and a few paragraphs, optionally a "send me a new link" form.
+/// A page with a title and a few paragraphs, optionally a "send me a new link" button.
 #[derive(Debug, Default, Serialize)]
 pub struct Page {
     pub title: String,
     pub paragraphs: Vec<String>,
-    pub resend_email: Option<String>,
+    /// Where the "Send me a new link" button posts to.
+    pub resend_url: Option<String>,
     pub show_subscribe_link: bool,
 }
 
@@ -20,7 +21,6 @@ struct PageContext<'a, T: Serialize> {
     site_name: &'a str,
     site_url: &'a str,
     subscribe_url: String,
-    resend_action: String,
     #[serde(flatten)]
     page: T,
 }
@@ -61,7 +61,6 @@ pub fn render<T: Serialize>(
         site_name: &state.settings.site.name,
         site_url: &state.settings.site.url,
         subscribe_url: format!("{base}/subscribe"),
-        resend_action: format!("{base}/subscriptions"),
         page,
     };
     let html = state.templates.render_page(template, context)?;

@@ -82,6 +82,38 @@ impl ReceivedMail {
     }
 }
 
+/// Opens `url`, finds the form holding the button labelled `button` and submits it (empty).
+/// Panics, with the page, when the page has no such button.
+pub async fn press_button(client: &reqwest::Client, url: &str, button: &str) -> reqwest::Response {
+    let page = client.get(url).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "{url}");
+    let html = page.text().await.unwrap();
+    let action =
+        form_action(&html, button).unwrap_or_else(|| panic!("no {button:?} button in:\n{html}"));
+    client
+        .post(action)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The action of the POST form that holds the button labelled `button`, unescaped.
+pub fn form_action(html: &str, button: &str) -> Option<String> {
+    let at = html.find(&format!(">{button}</button>"))?;
+    let form = html[..at].rfind("<form ")?;
+    let tag = &html[form..html[form..].find('>')? + form];
+    assert!(tag.contains("method=\"post\""), "{tag}");
+    let action = tag.split("action=\"").nth(1)?.split('"').next()?;
+    Some(
+        action
+            .replace("&#x2f;", "/")
+            .replace("&#x3d;", "=")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// What the SMTP server answers to RCPT TO for an address: a fixed reply, or a reply for the
 /// first `times` tries and OK after that.
 #[derive(Debug, Clone)]
@@ -694,7 +726,7 @@ impl TestApp {
 
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         self.client
-            .post(format!("{}{path}", self.address))
+            .post(self.url(path))
             .form(fields)
             .send()
             .await
@@ -724,9 +756,16 @@ impl TestApp {
         assert_eq!(self.signup(email).await.status().as_u16(), 202);
         let mails = self.smtp.wait_for(email, before + 1).await;
         let confirmation = mails.last().expect("a confirmation mail").clone();
-        let response = self.get(&confirmation.link("/subscriptions/confirm")).await;
+        let response = self
+            .press_confirm(&confirmation.link("/subscriptions/confirm"))
+            .await;
         assert_eq!(response.status().as_u16(), 200);
         confirmation
+    }
+
+    /// Follows a confirmation link as a person does: opens the page, then presses its button.
+    pub async fn press_confirm(&self, link: &str) -> reqwest::Response {
+        press_button(&self.client, link, "Confirm my subscription").await
     }
 
     /// Runs a query on the app's database.

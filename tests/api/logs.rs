@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::spawn_app_without_worker;
+use crate::helpers::{press_button, spawn_app_without_worker};
 
 #[tokio::test]
 async fn the_log_of_a_signup_confirm_and_unsubscribe_holds_no_token_and_no_full_address() {
@@ -33,7 +33,8 @@ async fn the_log_of_a_signup_confirm_and_unsubscribe_holds_no_token_and_no_full_
     assert_eq!(signup.status().as_u16(), 202);
     let confirmation = app.smtp.wait_for(email, 1).await.remove(0);
     let confirm_link = confirmation.link("/subscriptions/confirm");
-    assert_eq!(app.get(&confirm_link).await.status().as_u16(), 200);
+    let confirmed = press_button(&app.client, &confirm_link, "Confirm my subscription").await;
+    assert_eq!(confirmed.status().as_u16(), 200);
     let welcome = app.smtp.wait_for(email, 2).await.remove(1);
     let unsubscribe_link = welcome.link("/unsubscribe");
     assert_eq!(app.get(&unsubscribe_link).await.status().as_u16(), 200);

@@ -90,8 +90,15 @@ async fn a_second_signup_with_the_same_address_sends_a_new_link_and_stores_one_s
     assert_eq!(app.count_subscribers(), 1);
     // Both links work until one is used.
     assert_eq!(
-        app.get(&mails[0].link("/confirm")).await.status().as_u16(),
+        app.press_confirm(&mails[0].link("/confirm"))
+            .await
+            .status()
+            .as_u16(),
         200
+    );
+    assert_eq!(
+        app.subscriber_status("carol@example.org").as_deref(),
+        Some("confirmed")
     );
 }
 

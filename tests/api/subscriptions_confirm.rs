@@ -44,12 +44,84 @@ async fn following_the_link_confirms_and_a_welcome_mail_with_one_click_unsubscri
 }
 
 #[tokio::test]
+async fn opening_the_link_only_shows_a_button_and_link_scanners_confirm_nobody() {
+    let app = spawn_app().await;
+    app.signup("scanned@example.org").await;
+    let mail = app.smtp.wait_for("scanned@example.org", 1).await.remove(0);
+    let link = mail.link("/subscriptions/confirm");
+    // A mail scanner opens every link, with GET and HEAD, as often as it likes.
+    for _ in 0..3 {
+        let page = app.get(&link).await;
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(">Confirm my subscription</button>"), "{html}");
+        assert!(
+            html.contains("sc***@example.org"),
+            "the address, masked: {html}"
+        );
+        assert!(
+            !html.contains("scanned@example.org"),
+            "never the whole address"
+        );
+        assert_eq!(
+            app.client
+                .head(&link)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+    assert_eq!(
+        app.subscriber_status("scanned@example.org").as_deref(),
+        Some("pending"),
+        "opening the link confirms nothing"
+    );
+    let tokens_used: i64 = app.query(|c| {
+        confirmation_tokens::table
+            .filter(confirmation_tokens::used_at.is_not_null())
+            .count()
+            .get_result(c)
+    });
+    assert_eq!(tokens_used, 0, "nor spends the link");
+
+    let confirmed = app.press_confirm(&link).await;
+    assert_eq!(confirmed.status().as_u16(), 200);
+    assert!(
+        confirmed
+            .text()
+            .await
+            .unwrap()
+            .contains("You are subscribed")
+    );
+    assert_eq!(
+        app.subscriber_status("scanned@example.org").as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[tokio::test]
 async fn following_the_link_again_says_already_confirmed() {
     let app = spawn_app().await;
     let confirmation = app.confirmed_subscriber("bob@example.org").await;
-    let response = app.get(&confirmation.link("/subscriptions/confirm")).await;
+    let link = confirmation.link("/subscriptions/confirm");
+    let response = app.get(&link).await;
     assert_eq!(response.status().as_u16(), 200);
-    assert!(response.text().await.unwrap().contains("already"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("already"));
+    assert!(!page.contains("</button>"), "nothing left to press: {page}");
+    // The button pressed again, from a page left open in another tab.
+    let again = app
+        .client
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(again.text().await.unwrap().contains("already"));
     let confirmed: i64 = app.query(|c| {
         subscriber_events::table
             .filter(subscriber_events::kind.eq("confirmed"))
@@ -60,23 +132,39 @@ async fn following_the_link_again_says_already_confirmed() {
 }
 
 #[tokio::test]
-async fn forged_malformed_and_missing_tokens_get_a_404_page() {
+async fn forged_malformed_and_missing_tokens_get_a_404_page_and_change_nothing() {
     let app = spawn_app().await;
+    app.signup("eve@example.org").await;
+    app.smtp.wait_for("eve@example.org", 1).await;
     for path in [
         "/subscriptions/confirm?token=forged0000000000000000000000",
         &format!("/subscriptions/confirm?token={}", "ab".repeat(32)),
         "/subscriptions/confirm",
+        "/subscriptions/confirm/resend?token=forged0000000000000000000000",
     ] {
-        let response = app.get(path).await;
-        assert_eq!(response.status().as_u16(), 404, "{path}");
-        assert!(
-            response
-                .text()
-                .await
-                .unwrap()
-                .contains("We do not know this link")
-        );
+        if !path.contains("resend") {
+            let response = app.get(path).await;
+            assert_eq!(response.status().as_u16(), 404, "{path}");
+            assert!(
+                response
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("We do not know this link")
+            );
+        }
+        let pressed = app.post_form(path, &[]).await;
+        assert_eq!(pressed.status().as_u16(), 404, "POST {path}");
     }
+    assert_eq!(
+        app.subscriber_status("eve@example.org").as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        app.delivery_statuses("confirmation").len(),
+        1,
+        "no new link"
+    );
 }
 
 #[tokio::test]
@@ -92,25 +180,41 @@ async fn an_expired_link_gets_410_and_a_form_that_sends_a_new_one() {
             )
             .execute(c)
     });
-    let response = app.get(&mail.link("/subscriptions/confirm")).await;
+    let link = mail.link("/subscriptions/confirm");
+    let response = app.get(&link).await;
     assert_eq!(response.status().as_u16(), 410);
     let page = response.text().await.unwrap();
     assert!(
-        page.contains("expired") && page.contains("name=\"email\" value=\"carol@example.org\"")
+        page.contains("expired") && page.contains("ca***@example.org"),
+        "{page}"
     );
+    assert!(
+        !page.contains("carol@example.org"),
+        "the page shows the address masked, not whole (a forwarded mail, a shared screen): {page}"
+    );
+    // Pressing the old confirm button (a page left open for days) gets the same page.
+    let late = app.post_form(&link, &[]).await;
+    assert_eq!(late.status().as_u16(), 410);
     assert_eq!(
         app.subscriber_status("carol@example.org").as_deref(),
         Some("pending")
     );
 
-    // The page's form is an ordinary signup: it sends a fresh link that works.
-    let response = app
-        .post_form("/subscriptions", &[("email", "carol@example.org")])
-        .await;
+    // The page's button sends a fresh link, through the same queue and ledger as a signup.
+    let action = crate::helpers::form_action(&page, "Send me a new link").expect("a resend button");
+    let response = app.post_form(&action, &[]).await;
     assert_eq!(response.status().as_u16(), 303);
     let fresh = app.smtp.wait_for("carol@example.org", 2).await.remove(1);
+    let sources: Vec<String> = app.query(|c| {
+        subscriber_events::table
+            .filter(subscriber_events::kind.eq("subscribed"))
+            .order(subscriber_events::id)
+            .select(subscriber_events::source)
+            .load(c)
+    });
+    assert_eq!(sources, ["api", "expired-link"]);
     assert_eq!(
-        app.get(&fresh.link("/subscriptions/confirm"))
+        app.press_confirm(&fresh.link("/subscriptions/confirm"))
             .await
             .status()
             .as_u16(),
@@ -139,7 +243,16 @@ async fn twenty_simultaneous_clicks_on_one_link_confirm_once_and_welcome_once() 
     let link = mail.link("/subscriptions/confirm");
     let clicks = (0..20).map(|_| {
         let (client, link) = (app.client.clone(), link.clone());
-        async move { client.get(&link).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .post(&link)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     });
     let statuses = futures_util::future::join_all(clicks).await;
     assert_eq!(statuses, [200; 20]);

@@ -1,11 +1,14 @@
 //! Following a confirmation link: the subscriber is confirmed once and welcomed once, however
 //! many times (and however concurrently) the link is followed. Each step is a conditional
 //! update that acts on its row count, so of twenty simultaneous clicks exactly one confirms.
+//!
+//! Opening the link only looks ([`check_confirmation_link`]): mail scanners open every link in
+//! a mail, so only the button on that page, a POST, confirms.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::find_subscriber;
+use super::{Subscriber, find_subscriber};
 use crate::db::events::{EventContext, insert_event};
 use crate::db::queue::enqueue_for_subscribers;
 use crate::db::schema::{confirmation_tokens, subscribers};
@@ -22,6 +25,67 @@ pub enum ConfirmOutcome {
         email: String,
     },
     NotFound,
+}
+
+/// What the page behind a confirmation link offers, without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkCheck {
+    /// The link is good: the page shows the button that confirms.
+    Confirmable {
+        email: String,
+    },
+    AlreadyConfirmed,
+    Expired {
+        email: String,
+    },
+    NotFound,
+}
+
+/// Looks at a confirmation link as [`confirm_subscriber`] would, and changes nothing.
+pub fn check_confirmation_link(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> QueryResult<LinkCheck> {
+    let now = now();
+    let found: Option<(i64, Option<NaiveDateTime>, NaiveDateTime)> = confirmation_tokens::table
+        .filter(confirmation_tokens::token_hash.eq(token_hash))
+        .select((
+            confirmation_tokens::subscriber_id,
+            confirmation_tokens::used_at,
+            confirmation_tokens::expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((subscriber_id, used_at, expires_at)) = found else {
+        return Ok(LinkCheck::NotFound);
+    };
+    let Some(subscriber) = find_subscriber(conn, subscriber_id)? else {
+        return Ok(LinkCheck::NotFound);
+    };
+    Ok(match SubscriberStatus::parse(&subscriber.status) {
+        Some(SubscriberStatus::Confirmed) => LinkCheck::AlreadyConfirmed,
+        Some(SubscriberStatus::Pending) if used_at.is_none() && expires_at >= now => {
+            LinkCheck::Confirmable {
+                email: subscriber.email,
+            }
+        }
+        _ => LinkCheck::Expired {
+            email: subscriber.email,
+        },
+    })
+}
+
+/// Whom a confirmation link was sent to, whatever became of the link since.
+pub fn find_subscriber_by_confirmation_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> QueryResult<Option<Subscriber>> {
+    confirmation_tokens::table
+        .inner_join(subscribers::table)
+        .filter(confirmation_tokens::token_hash.eq(token_hash))
+        .select(Subscriber::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// Confirms the subscriber a link belongs to, once; queues the welcome mail when asked to.

@@ -8,7 +8,10 @@ mod search;
 mod signup;
 mod unsubscribe;
 
-pub use confirm::{ConfirmOutcome, confirm_subscriber};
+pub use confirm::{
+    ConfirmOutcome, LinkCheck, check_confirmation_link, confirm_subscriber,
+    find_subscriber_by_confirmation_token,
+};
 pub use erase::erase_subscriber;
 pub use import::{
     ImportReport, ImportedPerson, WithoutStatus, import_in_batches, import_subscribers,

@@ -6,6 +6,8 @@ BIN="$ROOT/target/release/newsletter"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
 WORK="$(mktemp -d /tmp/newsletter-bench.XXXXXX)"
 PIDS=()
+# Digests are not sent without a postal address in their footer.
+export NEWSLETTER__SITE__POSTAL_ADDRESS="${NEWSLETTER__SITE__POSTAL_ADDRESS:-1 Example Street, Springfield}"
 
 cleanup() {
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done

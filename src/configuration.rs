@@ -45,6 +45,7 @@ pub struct FeedsSettings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// Empty in the file: the address actually served (see [`ServerSettings::serve_on`]).
     pub base_url: String,
     pub max_body_bytes: usize,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` are believed.
@@ -52,6 +53,39 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Replaced by `trusted_proxies`; `true` still means a proxy on this machine, with a warning.
     pub trust_forwarded_for: Option<bool>,
+}
+
+fn is_hex_color(value: &str) -> bool {
+    value
+        .strip_prefix('#')
+        .is_some_and(|hex| matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+impl ServerSettings {
+    /// Without a `base_url` of its own, the links in pages and mail point to where the service
+    /// is served: `http://host:port`, with the port actually bound (`port = 0` picks one).
+    pub fn serve_on(&mut self, port: u16) {
+        if self.base_url.trim().is_empty() || self.base_url_is_served_address() {
+            self.base_url = self.served_url(port);
+        }
+    }
+
+    /// Whether `base_url` is only where the service is served, not a public address set.
+    pub fn base_url_is_served_address(&self) -> bool {
+        self.base_url == self.served_url(self.port)
+    }
+
+    fn served_url(&self, port: u16) -> String {
+        let host = match self.host.as_str() {
+            // Every interface: this machine's own name for itself is the best guess.
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            host => host,
+        };
+        match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("http://[{host}]:{port}"),
+            Err(_) => format!("http://{host}:{port}"),
+        }
+    }
 }
 
 /// A list of networks, each `10.0.0.0/8` or a single address `192.0.2.1`.
@@ -77,6 +111,25 @@ fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpN
 pub struct SiteSettings {
     pub name: String,
     pub url: String,
+    /// In the footer of every page and mail; digests are not sent without it (CAN-SPAM).
+    pub postal_address: String,
+    pub privacy_url: String,
+    pub logo_url: String,
+    /// Buttons and links on pages and in mail: `#rgb` or `#rrggbb`.
+    pub accent_color: String,
+}
+
+impl SiteSettings {
+    /// Why a digest cannot go out yet, when it cannot: every newsletter must carry the
+    /// sender's postal address (CAN-SPAM; the EU's laws want the sender named too).
+    pub fn not_ready_for_digests(&self) -> Option<String> {
+        self.postal_address.trim().is_empty().then(|| {
+            "set site.postal_address (NEWSLETTER__SITE__POSTAL_ADDRESS) first: every newsletter \
+             must carry the sender's postal address, and this one has none; then restart the \
+             service"
+                .to_string()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +249,10 @@ impl Settings {
             .context("reading the configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
+        if settings.server.base_url.trim().is_empty() {
+            let port = settings.server.port;
+            settings.server.serve_on(port);
+        }
         settings.validate()?;
         settings.retire_old_keys();
         Ok(settings)
@@ -226,6 +283,23 @@ impl Settings {
             .with_context(|| format!("server.base_url {:?} is not a URL", self.server.base_url))?;
         if !matches!(base.scheme(), "http" | "https") {
             bail!("server.base_url must start with http:// or https://");
+        }
+        for (key, value) in [
+            ("site.url", &self.site.url),
+            ("site.privacy_url", &self.site.privacy_url),
+            ("site.logo_url", &self.site.logo_url),
+        ] {
+            if !value.is_empty()
+                && !url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                bail!("{key} {value:?} must be empty or a URL starting with http:// or https://");
+            }
+        }
+        if !is_hex_color(&self.site.accent_color) {
+            bail!(
+                "site.accent_color {:?} must be a colour like #0b5cad or #06c",
+                self.site.accent_color
+            );
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!(
@@ -281,5 +355,49 @@ impl Settings {
     /// The public base URL without a trailing slash.
     pub fn base_url(&self) -> &str {
         self.server.base_url.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_accent_colour_is_a_hex_colour_and_nothing_that_could_escape_css() {
+        for good in ["#0b5cad", "#06C", "#7a1f5c"] {
+            assert!(super::is_hex_color(good), "{good}");
+        }
+        for bad in [
+            "0b5cad",
+            "#0b5ca",
+            "red",
+            "#fff; } body { display:none",
+            "",
+            "#ggg",
+        ] {
+            assert!(!super::is_hex_color(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_base_url_links_point_to_where_the_service_is_served() {
+        let mut server = super::ServerSettings {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            base_url: String::new(),
+            max_body_bytes: 1,
+            trusted_proxies: Vec::new(),
+            trust_forwarded_for: None,
+        };
+        server.serve_on(9000);
+        assert_eq!(server.base_url, "http://127.0.0.1:9000");
+        server.host = "::1".into();
+        server.base_url = String::new();
+        server.serve_on(9001);
+        assert_eq!(server.base_url, "http://[::1]:9001");
+        server.base_url = "https://news.clinic.example".into();
+        server.serve_on(9002);
+        assert_eq!(
+            server.base_url, "https://news.clinic.example",
+            "a base URL set stays"
+        );
     }
 }

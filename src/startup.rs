@@ -117,13 +117,24 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares, but does not start, the worker.
-    pub fn build(settings: Settings, with_worker: bool) -> anyhow::Result<Application> {
-        let settings = Arc::new(settings);
-        let parts = build_parts(&settings)?;
+    pub fn build(mut settings: Settings, with_worker: bool) -> anyhow::Result<Application> {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener =
             TcpListener::bind(&address).with_context(|| format!("listening on {address}"))?;
         let port = listener.local_addr()?.port();
+        settings.server.serve_on(port);
+        settings.server.port = port;
+        if settings.server.base_url_is_served_address()
+            && matches!(settings.server.host.as_str(), "0.0.0.0" | "::" | "[::]")
+        {
+            tracing::warn!(
+                base_url = settings.base_url(),
+                "server.base_url is not set: links in mail point to this machine only; set it to \
+                 the public address (https://news.example.org)"
+            );
+        }
+        let settings = Arc::new(settings);
+        let parts = build_parts(&settings)?;
         let wake = Arc::new(Notify::new());
         let gate = DigestGate::default();
         let state = web::Data::new(AppState {
@@ -180,6 +191,16 @@ impl Application {
     }
 }
 
+/// A public path taking `allow`; other methods get 405 with `Allow` (and the site's page, or
+/// JSON, from [`routes::error_pages`]).
+fn page(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .finish()
+    }))
+}
+
 /// A page's route: GET, and HEAD for link checkers (mail scanners, previews) that only look.
 fn get_or_head() -> actix_web::Route {
     use actix_web::guard;
@@ -205,6 +226,7 @@ fn run_server(
     });
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(routes::error_pages())
             // Header names go out as `Location`, not `location`: some simple clients look them
             // up case-sensitively.
             .wrap_fn(|request, service| {
@@ -226,21 +248,29 @@ fn run_server(
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .route("/health", get_or_head().to(routes::health))
-            .route("/subscribe", get_or_head().to(routes::subscribe_page))
-            .route("/subscribe/thanks", get_or_head().to(routes::thanks_page))
-            .route("/subscriptions", web::post().to(routes::subscribe))
-            .route(
-                "/subscriptions/confirm",
-                get_or_head().to(routes::confirm_page),
+            .service(page("/", "GET, HEAD").route(get_or_head().to(routes::front_door)))
+            .service(page("/health", "GET, HEAD").route(get_or_head().to(routes::health)))
+            .service(
+                page("/subscribe", "GET, HEAD").route(get_or_head().to(routes::subscribe_page)),
             )
-            .route("/subscriptions/confirm", web::post().to(routes::confirm))
-            .route(
-                "/subscriptions/confirm/resend",
-                web::post().to(routes::resend_confirmation),
+            .service(
+                page("/subscribe/thanks", "GET, HEAD").route(get_or_head().to(routes::thanks_page)),
             )
-            .route("/unsubscribe", get_or_head().to(routes::unsubscribe_page))
-            .route("/unsubscribe", web::post().to(routes::unsubscribe))
+            .service(page("/subscriptions", "POST").route(web::post().to(routes::subscribe)))
+            .service(
+                page("/subscriptions/confirm", "GET, HEAD, POST")
+                    .route(get_or_head().to(routes::confirm_page))
+                    .route(web::post().to(routes::confirm)),
+            )
+            .service(
+                page("/subscriptions/confirm/resend", "POST")
+                    .route(web::post().to(routes::resend_confirmation)),
+            )
+            .service(
+                page("/unsubscribe", "GET, HEAD, POST")
+                    .route(get_or_head().to(routes::unsubscribe_page))
+                    .route(web::post().to(routes::unsubscribe)),
+            )
             .service(
                 web::scope("/admin/api")
                     .app_data(routes::admin::json_config(max_body))
@@ -256,6 +286,7 @@ fn run_server(
                     .app_data(web::PayloadConfig::new(max_body.max(ADMIN_FORM_BYTES)))
                     .configure(routes::staff::configure),
             )
+            .default_service(web::to(routes::not_found))
     })
     .listen(listener)?
     .run();

@@ -63,6 +63,9 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                 PreviewFormat::Text
             };
             let rendered = preview(&parts.db, &parts.composer, id, format).await?;
+            if let Some(why) = settings.site.not_ready_for_digests() {
+                eprintln!("warning: this digest cannot be sent yet: {why}");
+            }
             std::io::stdout().write_all(rendered.as_bytes())?;
         }
         DigestCommand::Test { id, email } => {
@@ -71,6 +74,9 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
             println!("test copy of digest {id} sent to {}", email.trim());
         }
         DigestCommand::Send { id, wait } => {
+            if let Some(why) = settings.site.not_ready_for_digests() {
+                bail!("digest {id} was not sent: {why}");
+            }
             let db = open_db(settings)?;
             match db.run(move |conn| queue_digest(conn, id)).await? {
                 SendStart::Queued(n) => println!("digest {id}: {n} mail(s) queued"),

@@ -11,7 +11,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
-use super::templates::{RenderedEmail, Templates};
+use super::templates::{RenderedEmail, SiteView, Templates};
 use super::wire::{EncodedBody, Slot};
 use crate::configuration::Settings;
 use crate::domain::{DeliveryKind, SubscriberEmail, Token};
@@ -49,8 +49,7 @@ pub struct DigestContent {
 pub struct Composer {
     templates: Arc<Templates>,
     from: Mailbox,
-    site_name: String,
-    site_url: String,
+    site: SiteView,
     base_url: String,
     list_id: String,
     /// The `mailto:` of List-Unsubscribe, only when someone reads that mailbox.
@@ -76,23 +75,22 @@ impl Composer {
         let unsubscribe_mailto = Some(settings.mail.unsubscribe_mailto.trim())
             .filter(|mailto| !mailto.is_empty())
             .map(str::to_string);
-        let site = (settings.site.name.as_str(), settings.site.url.as_str());
+        let site = SiteView::of(&settings.site);
         let confirmation = PreparedMail::render(
             &templates,
-            site,
+            &site,
             "confirmation",
             ConfirmationContext {
                 confirm_url: CONFIRM_MARK,
                 ttl_hours: settings.signup.token_ttl_hours,
             },
         )?;
-        let welcome = PreparedMail::render(&templates, site, "welcome", ())?;
+        let welcome = PreparedMail::render(&templates, &site, "welcome", ())?;
         Ok(Composer {
             templates,
             confirmation,
             welcome,
-            site_name: settings.site.name.clone(),
-            site_url: settings.site.url.clone(),
+            site,
             base_url: settings.base_url().to_string(),
             list_id: format!(
                 "{} <newsletter.{}>",
@@ -192,12 +190,7 @@ impl Composer {
     /// Renders a digest's shared parts once (CSS inlined), so a send only fills in each
     /// reader's name and unsubscribe link.
     pub fn prepare_digest(&self, content: &DigestContent) -> anyhow::Result<PreparedMail> {
-        PreparedMail::render(
-            &self.templates,
-            (&self.site_name, &self.site_url),
-            "digest",
-            content,
-        )
+        PreparedMail::render(&self.templates, &self.site, "digest", content)
     }
 
     /// The whole message, ready for SMTP: headers, both parts (already encoded, from
@@ -338,14 +331,15 @@ impl WireParts {
 impl PreparedMail {
     fn render(
         templates: &Templates,
-        (site_name, site_url): (&str, &str),
+        site: &SiteView,
         mail: &str,
         extra: impl Serialize + Copy,
     ) -> anyhow::Result<PreparedMail> {
         let variant = |name: Option<&str>| {
             let common = CommonContext {
-                site_name,
-                site_url,
+                site_name: &site.name,
+                site_url: &site.url,
+                site,
                 name,
                 unsubscribe_url: UNSUBSCRIBE_MARK.to_string(),
             };
@@ -447,6 +441,7 @@ impl<'a> Fills<'a> {
 struct CommonContext<'a> {
     site_name: &'a str,
     site_url: &'a str,
+    site: &'a SiteView,
     name: Option<&'a str>,
     unsubscribe_url: String,
 }

@@ -332,10 +332,27 @@ async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<As
 }
 
 /// Writes atomically, so a reader of the folder never sees half a message.
+/// Writes the message as `name.eml` and, beside it, its HTML part decoded as `name.html`, so
+/// a mail in the outbox opens in any browser, links and all. The `.html` goes first: a reader
+/// waiting for the newest `.eml` finds its page already there.
 async fn write_eml(dir: &std::path::Path, name: &str, message: &[u8]) -> anyhow::Result<()> {
-    let final_path = dir.join(format!("{name}.eml"));
-    let partial = dir.join(format!(".{name}.eml.partial"));
-    tokio::fs::write(&partial, message).await?;
-    tokio::fs::rename(&partial, &final_path).await?;
+    if let Some(html) = html_part(message) {
+        write_whole(dir, &format!("{name}.html"), html.as_bytes()).await?;
+    }
+    write_whole(dir, &format!("{name}.eml"), message).await
+}
+
+/// Written under a hidden name, then renamed: nobody sees half a file.
+async fn write_whole(dir: &std::path::Path, file: &str, content: &[u8]) -> anyhow::Result<()> {
+    let partial = dir.join(format!(".{file}.partial"));
+    tokio::fs::write(&partial, content).await?;
+    tokio::fs::rename(&partial, dir.join(file)).await?;
     Ok(())
+}
+
+fn html_part(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default().parse(message)?;
+    (parsed.html_body_count() > 0)
+        .then(|| parsed.body_html(0).map(|html| html.into_owned()))
+        .flatten()
 }

@@ -49,6 +49,40 @@ const TEMPLATES: &[(&str, &str)] = embedded! {
     "pages/admin/account.html" => "templates/admin/account.html",
 };
 
+/// What every page and mail shows of the site: its name, a way back to it, and the footer the
+/// law wants (who sends this, from where, and how they treat your data).
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    pub url: String,
+    /// On one line: lines given with newlines are joined with ", ".
+    pub postal_address: String,
+    pub privacy_url: String,
+    pub logo_url: String,
+    /// Checked at start-up to be `#rgb` or `#rrggbb`, so it can go into CSS as it is.
+    pub accent_color: String,
+}
+
+impl SiteView {
+    pub fn of(site: &crate::configuration::SiteSettings) -> SiteView {
+        let postal_address = site
+            .postal_address
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        SiteView {
+            name: site.name.clone(),
+            url: site.url.clone(),
+            postal_address,
+            privacy_url: site.privacy_url.clone(),
+            logo_url: site.logo_url.clone(),
+            accent_color: site.accent_color.clone(),
+        }
+    }
+}
+
 /// A mail rendered for one recipient.
 #[derive(Debug, Clone)]
 pub struct RenderedEmail {

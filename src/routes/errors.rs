@@ -4,8 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use super::pages::Page;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -103,14 +101,9 @@ impl ResponseError for PageError {
         StatusCode::INTERNAL_SERVER_ERROR
     }
 
+    /// Bare: [`super::error_pages`] answers with the site's page (or JSON for a client).
     fn error_response(&self) -> HttpResponse {
         tracing::error!(error = format!("{:#}", self.0), "page failed");
-        let body = Page::fallback(
-            "Something went wrong",
-            "Sorry, we could not do that just now. Please try again in a few minutes.",
-        );
-        HttpResponse::InternalServerError()
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        HttpResponse::InternalServerError().finish()
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod client_ip;
+mod error_pages;
 mod errors;
 mod health;
 mod pages;
@@ -12,6 +13,7 @@ mod subscriptions;
 mod subscriptions_confirm;
 mod unsubscribe;
 
+pub use error_pages::{error_pages, front_door, not_found};
 pub use errors::{ApiError, PageError};
 pub use health::health;
 pub use pages::Page;

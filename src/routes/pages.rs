@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Serialize;
 
+use crate::email::SiteView;
 use crate::startup::AppState;
 
 /// A page with a title and a few paragraphs, optionally a "send me a new link" button.
@@ -20,6 +21,7 @@ pub struct Page {
 struct PageContext<'a, T: Serialize> {
     site_name: &'a str,
     site_url: &'a str,
+    site: SiteView,
     subscribe_url: String,
     #[serde(flatten)]
     page: T,
@@ -60,6 +62,7 @@ pub fn render<T: Serialize>(
     let context = PageContext {
         site_name: &state.settings.site.name,
         site_url: &state.settings.site.url,
+        site: SiteView::of(&state.settings.site),
         subscribe_url: format!("{base}/subscribe"),
         page,
     };

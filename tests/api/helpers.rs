@@ -388,6 +388,7 @@ pub fn test_settings(smtp_port: u16, dir: &std::path::Path) -> Settings {
     settings.delivery.retry_base_seconds = 1;
     settings.delivery.poll_interval_ms = 50;
     settings.signup.rate_limit_per_minute = 1000;
+    settings.site.postal_address = "1 Example Street, Springfield".into();
     // The tests serve their feeds from loopback.
     settings.feeds.allow_private_networks = true;
     settings
@@ -648,6 +649,10 @@ impl TestApp {
                 self.settings.mail.smtp.port.to_string(),
             )
             .env("NEWSLETTER__MAIL__SMTP__TLS", "none")
+            .env(
+                "NEWSLETTER__SITE__POSTAL_ADDRESS",
+                &self.settings.site.postal_address,
+            )
             .env("RUST_LOG", "warn");
         command
     }

@@ -1192,3 +1192,46 @@ async fn a_draft_offers_no_send_while_nobody_has_confirmed() {
     let (_, ask) = browser.get(&format!("/admin/digests/{id}/send")).await;
     assert!(ask.contains("nothing would be sent") && !ask.contains("Yes, send now"));
 }
+
+#[tokio::test]
+async fn a_draft_cannot_be_sent_from_the_pages_without_a_postal_address_and_the_page_says_why() {
+    let app = spawn_app_with(|s| s.site.postal_address = String::new()).await;
+    app.confirmed_subscriber("reader@example.org").await;
+    let token = app.staff_token();
+    let id = app.draft_digest(&token).await;
+    add_member(&app, "ann@clinic.example");
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+
+    let (status, page) = browser.get(&format!("/admin/digests/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"not-ready\""), "{page}");
+    assert!(page.contains("postal address"), "{page}");
+    assert!(
+        !page.contains(&format!("href=\"/admin/digests/{id}/send\"")),
+        "no send button: {page}"
+    );
+    // The confirmation page leads back, and a send posted anyway is refused and queues nothing.
+    let confirm = browser.get_raw(&format!("/admin/digests/{id}/send")).await;
+    assert_eq!(confirm.status().as_u16(), 303);
+    let refused = browser
+        .post(&format!("/admin/digests/{id}/send"), &[])
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let refusal = refused.text().await.unwrap();
+    assert!(refusal.contains("postal address"), "{refusal}");
+    assert!(app.delivery_statuses("digest").is_empty());
+    // A test copy still goes out.
+    let test = browser
+        .post(
+            &format!("/admin/digests/{id}/test"),
+            &[("email", "ann@clinic.example")],
+        )
+        .await;
+    assert_eq!(
+        test.status().as_u16(),
+        303,
+        "{}",
+        test.text().await.unwrap()
+    );
+    app.smtp.wait_for("ann@clinic.example", 1).await;
+}

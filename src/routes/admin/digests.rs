@@ -105,7 +105,13 @@ pub async fn preview_digest(
         Some(_) => return Err(ApiError::Invalid("format must be html or text".into())),
     };
     let body = preview(&state.db, &state.composer, id, format).await?;
-    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type);
+    // The preview stays a reader's copy; what stands in the way of sending it comes beside it.
+    if let Some(why) = state.settings.site.not_ready_for_digests() {
+        response.insert_header(("Newsletter-Warning", format!("not ready to send: {why}")));
+    }
+    Ok(response.body(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +147,11 @@ pub async fn send_digest(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    if let Some(why) = state.settings.site.not_ready_for_digests() {
+        return Err(ApiError::Conflict(format!(
+            "digest {id} was not sent: {why}"
+        )));
+    }
     let started = state.db.run(move |conn| queue_digest(conn, id)).await?;
     match started {
         SendStart::Queued(queued) => {

@@ -400,6 +400,8 @@ struct ShowPage {
     text_preview: String,
     test_email: String,
     test_error: Option<String>,
+    /// Why the draft cannot be sent yet (no postal address set).
+    not_ready: Option<String>,
 }
 
 /// How far a send has come, as the page and its live updates show it.
@@ -496,6 +498,7 @@ async fn show_page(
         text_preview,
         test_email,
         test_error,
+        not_ready: state.settings.site.not_ready_for_digests(),
         articles,
         digest,
     };
@@ -635,7 +638,9 @@ pub async fn confirm_page(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let (digest, _) = load_draft(&state, id).await?;
-    if digest.status != DigestStatus::Draft.as_str() {
+    if digest.status != DigestStatus::Draft.as_str()
+        || state.settings.site.not_ready_for_digests().is_some()
+    {
         return Ok(see_other(&format!("/admin/digests/{id}")));
     }
     let confirmed = state
@@ -702,6 +707,11 @@ pub async fn send(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
+    if let Some(why) = state.settings.site.not_ready_for_digests() {
+        return Err(AdminError::BadRequest(format!(
+            "This digest was not sent: {why}."
+        )));
+    }
     let actor = change.staff.actor();
     let started = state
         .db

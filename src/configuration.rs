@@ -210,6 +210,9 @@ pub struct DeliverySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignupSettings {
+    /// Origins (`https://clinic.example`) whose pages may call the JSON signup API with
+    /// `fetch()`: CORS. Empty: none but this service's own pages.
+    pub allowed_origins: Vec<String>,
     pub token_ttl_hours: u32,
     pub rate_limit_per_minute: u32,
     pub welcome_email: bool,
@@ -243,7 +246,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("signup.allowed_origins"),
             )
             .build()
             .context("reading the configuration")?
@@ -293,6 +297,18 @@ impl Settings {
                 && !url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
             {
                 bail!("{key} {value:?} must be empty or a URL starting with http:// or https://");
+            }
+        }
+        for origin in &self.signup.allowed_origins {
+            let parsed = url::Url::parse(origin).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.origin().ascii_serialization() == origin.trim_end_matches('/')
+            });
+            if parsed.is_none() {
+                bail!(
+                    "signup.allowed_origins: {origin:?} is not an origin like https://clinic.example \
+                     (scheme and host, an optional port, no path)"
+                );
             }
         }
         if !is_hex_color(&self.site.accent_color) {

@@ -191,6 +191,23 @@ impl Application {
     }
 }
 
+/// CORS for the JSON signup API: the pages of `origins` may `fetch()` it. Any other origin gets
+/// no CORS headers, so its scripts cannot read the answer, but is not refused: an HTML form on
+/// any site may post here, and this service's own pages send their `Origin` too.
+fn signup_cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin.trim_end_matches('/'))
+        })
+        .allowed_methods(["POST"])
+        .allowed_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(3600)
+        .block_on_origin_mismatch(false)
+}
+
 /// A public path taking `allow`; other methods get 405 with `Allow` (and the site's page, or
 /// JSON, from [`routes::error_pages`]).
 fn page(path: &str, allow: &'static str) -> actix_web::Resource {
@@ -224,6 +241,7 @@ fn run_server(
             state.login_limiter.forget_quiet();
         }
     });
+    let allowed_origins = state.settings.signup.allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(routes::error_pages())
@@ -256,7 +274,14 @@ fn run_server(
             .service(
                 page("/subscribe/thanks", "GET, HEAD").route(get_or_head().to(routes::thanks_page)),
             )
-            .service(page("/subscriptions", "POST").route(web::post().to(routes::subscribe)))
+            .service(
+                page("/subscriptions", "POST")
+                    .wrap(actix_web::middleware::Condition::new(
+                        !allowed_origins.is_empty(),
+                        signup_cors(&allowed_origins),
+                    ))
+                    .route(web::post().to(routes::subscribe)),
+            )
             .service(
                 page("/subscriptions/confirm", "GET, HEAD, POST")
                     .route(get_or_head().to(routes::confirm_page))

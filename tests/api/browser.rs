@@ -577,3 +577,103 @@ async fn the_browser_meets_clear_refusals() {
     check_page(&c, "Too many attempts").await;
     c.close().await.unwrap();
 }
+
+/// The README's `fetch()` snippet on a page of the clinic's own site, talking to `service`.
+fn clinic_page(service: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```html\n<form id=\"newsletter\">")
+        .expect("the fetch() snippet in the README")
+        + "```html\n".len();
+    let snippet = &readme[start..start + readme[start..].find("```").unwrap()];
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>The Spine Clinic</title></head><body><main><h1>The Spine Clinic</h1>{}</main></body></html>",
+        snippet.replace("https://news.example.org", service)
+    )
+}
+
+/// Serves the clinic's page at an origin of its own; returns its URL. The page is written once
+/// the service's address is known (the service must know the page's origin first).
+fn serve_clinic_page() -> (String, std::sync::Arc<std::sync::Mutex<String>>) {
+    let page = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let served = page.clone();
+    let url = crate::helpers::serve_http(move || {
+        actix_web::HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(served.lock().unwrap().clone())
+    });
+    (url, page)
+}
+
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url).unwrap().origin().ascii_serialization()
+}
+
+#[tokio::test]
+async fn a_visitor_signs_up_on_the_clinics_site_and_confirms_with_the_button() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let (clinic_url, clinic) = serve_clinic_page();
+    let (other_url, other) = serve_clinic_page();
+    let app = spawn_app_with(|s| {
+        s.signup.allowed_origins = vec![origin_of(&clinic_url)];
+        s.site.name = "The Spine Clinic".into();
+        s.site.url = "https://clinic.example".into();
+        s.site.privacy_url = "https://clinic.example/privacy".into();
+    })
+    .await;
+    *clinic.lock().unwrap() = clinic_page(&app.address);
+    *other.lock().unwrap() = clinic_page(&app.address);
+
+    // The README's snippet, on the clinic's own site: a real cross-origin fetch().
+    c.goto(&clinic_url).await.unwrap();
+    fill(&c, "#newsletter-email", "visitor@example.org").await;
+    button(&c, "Subscribe").await.click().await.unwrap();
+    wait_for_text(&c, "Almost done: we sent you a mail", false).await;
+    let mail = app.smtp.wait_for("visitor@example.org", 1).await.remove(0);
+
+    // A site the service does not name cannot: the browser stops it at the preflight.
+    c.goto(&other_url).await.unwrap();
+    fill(&c, "#newsletter-email", "elsewhere@example.org").await;
+    button(&c, "Subscribe").await.click().await.unwrap();
+    wait_for_text(&c, "We could not sign you up just now", false).await;
+    assert_eq!(app.count_subscribers(), 1, "nothing from the other site");
+
+    // The link in the mail opens a page with one button; only the button confirms.
+    c.goto(&mail.link("/subscriptions/confirm")).await.unwrap();
+    check_page(&c, "Confirm your subscription").await;
+    screenshot(&c, "confirm").await;
+    assert_eq!(
+        app.subscriber_status("visitor@example.org").as_deref(),
+        Some("pending")
+    );
+    button(&c, "Confirm my subscription")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&c, "Thank you for confirming", false).await;
+    check_page(&c, "You are subscribed").await;
+    assert_eq!(
+        app.subscriber_status("visitor@example.org").as_deref(),
+        Some("confirmed")
+    );
+    let footer = body_text(&c).await;
+    assert!(
+        footer.contains("Back to clinic.example") && footer.contains("Privacy"),
+        "{footer}"
+    );
+
+    // A mistyped address gets the clinic's page, not a blank one.
+    c.goto(&app.url("/subscribe/thanx")).await.unwrap();
+    check_page(&c, "Page not found").await;
+    link(&c, "Go to the signup page")
+        .await
+        .click()
+        .await
+        .unwrap();
+    check_page(&c, "Sign up").await;
+}

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod cors;
 mod crash;
 mod database_faults;
 mod delivery;

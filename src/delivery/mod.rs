@@ -195,6 +195,7 @@ impl<S: Store, M> Shared<S, M> {
         if digests.is_empty() {
             return;
         }
+        let seen = self.gate.seen();
         match self.store.finish(digests).await {
             Ok(statuses) => {
                 let mut draining = locked(&self.draining);
@@ -202,7 +203,7 @@ impl<S: Store, M> Shared<S, M> {
                     if !status.is_sending() {
                         draining.remove(&digest_id);
                     }
-                    self.gate.set(digest_id, status);
+                    self.gate.refresh(digest_id, status, seen);
                 }
             }
             Err(e) => tracing::warn!(
@@ -322,6 +323,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                 }
                 continue;
             }
+            let seen = shared.gate.seen();
             let claimed = match shared.store.claim(target - buffered).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -335,7 +337,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             for digest_id in &claimed.sending_digests {
                 shared
                     .gate
-                    .set(*digest_id, crate::domain::DigestStatus::Sending);
+                    .refresh(*digest_id, crate::domain::DigestStatus::Sending, seen);
             }
             if !claimed.drained_digests.is_empty() {
                 locked(&shared.draining).extend(claimed.drained_digests.iter().copied());

@@ -38,6 +38,7 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
         let claims: Vec<i64> = finished.iter().map(|f| f.claim_id).collect();
         let options = options_for(&shared, &finished);
         let mut delay = Duration::from_millis(100);
+        let seen = shared.gate.seen();
         let report = loop {
             match shared.store.record(finished.clone(), options.clone()).await {
                 Ok(report) => break report,
@@ -54,7 +55,7 @@ pub(super) async fn record_outcomes<S: Store, M: Messenger>(
         {
             let mut streaking = locked(&shared.streaking);
             for digest in &report.digests {
-                shared.gate.set(digest.id, digest.status);
+                shared.gate.refresh(digest.id, digest.status, seen);
                 match digest.failure_streak {
                     0 => streaking.remove(&digest.id),
                     _ => streaking.insert(digest.id),

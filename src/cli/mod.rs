@@ -108,8 +108,8 @@ pub enum ArticlesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DigestCommand {
-    /// Create a draft; without --article-ids or --since it takes the articles published since
-    /// the last digest
+    /// Create a draft; without --article-ids or --since it takes the articles not yet in any
+    /// digest that was sent
     Create {
         #[arg(long)]
         subject: String,

@@ -34,8 +34,9 @@ pub struct Digest {
 pub enum ArticleChoice {
     Ids(Vec<i64>),
     PublishedSince(NaiveDateTime),
-    /// Those published since the last digest that was sent (all, before the first).
-    SinceLastDigest,
+    /// Those in no digest that began sending: whatever was added since, however old its date
+    /// (an article dated last week but imported today is still news to the readers).
+    NotYetSent,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,21 +127,22 @@ fn choose_articles(
             ordered
         }
         ArticleChoice::PublishedSince(since) => published_since(conn, *since)?,
-        ArticleChoice::SinceLastDigest => {
-            let last: Option<NaiveDateTime> = digests::table
-                .filter(digests::status.ne(DigestStatus::Draft.as_str()))
-                .select(diesel::dsl::max(digests::started_at))
-                .first(conn)?;
-            match last {
-                Some(last) => published_since(conn, last)?,
-                None => published_since(conn, chrono::DateTime::UNIX_EPOCH.naive_utc())?,
-            }
+        ArticleChoice::NotYetSent => {
+            let sent = digest_articles::table
+                .inner_join(digests::table)
+                .filter(digests::started_at.is_not_null())
+                .select(digest_articles::article_id);
+            articles::table
+                .filter(diesel::dsl::not(articles::id.eq_any(sent)))
+                .order((articles::published_at.desc(), articles::id.desc()))
+                .select(Article::as_select())
+                .load(conn)?
         }
     };
     if chosen.is_empty() {
         return Ok(Err(match choice {
-            ArticleChoice::SinceLastDigest => {
-                "no articles were published since the last digest; add articles or name article_ids or since".into()
+            ArticleChoice::NotYetSent => {
+                "every article is in a digest that was sent already; add articles or name article_ids or since".into()
             }
             _ => "no articles match; name article_ids or an earlier since".into(),
         }));

@@ -68,6 +68,6 @@ pub fn parse_digest(
         (None, Some(since)) => parse_time(since)
             .map(ArticleChoice::PublishedSince)
             .ok_or_else(|| "since must be a date like 2026-11-01 or 2026-11-01T00:00:00Z".into()),
-        (None, None) => Ok(ArticleChoice::SinceLastDigest),
+        (None, None) => Ok(ArticleChoice::NotYetSent),
     }
 }

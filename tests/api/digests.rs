@@ -176,7 +176,7 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
         Some("unsubscribed")
     );
 
-    // The next digest takes only what was published since this one: nothing yet.
+    // The next digest takes only what no sent digest held: nothing yet.
     let response = app
         .admin_post(&token, "/digests", serde_json::json!({"subject": "Next"}))
         .await;
@@ -186,8 +186,40 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
             .text()
             .await
             .unwrap()
-            .contains("since the last digest")
+            .contains("every article is in a digest that was sent already")
     );
+
+    // An article dated before that send but added after it is news to the readers: the next
+    // digest takes it (and only it), however old its date.
+    let late = app
+        .admin_post(
+            &token,
+            "/articles",
+            serde_json::json!({
+                "title": "Ozone injections: a 2019 review",
+                "url": "https://clinic.example/ozone-review",
+                "published_at": "2019-05-01T00:00:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(
+        late.status().as_u16(),
+        201,
+        "{}",
+        late.text().await.unwrap()
+    );
+    let next = app
+        .admin_post(&token, "/digests", serde_json::json!({"subject": "Next"}))
+        .await;
+    assert_eq!(next.status().as_u16(), 201);
+    let next: serde_json::Value = next.json().await.unwrap();
+    let titles: Vec<&str> = next["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Ozone injections: a 2019 review"]);
 }
 
 #[tokio::test]

@@ -193,6 +193,7 @@ impl Store for DbStore {
                         name: row.name,
                         confirm_token: tokens.confirm,
                         unsubscribe_token: tokens.unsubscribe,
+                        sample: false,
                     },
                 }
             })

@@ -155,6 +155,7 @@ fn digest_job(id: i64, digest_id: i64) -> Job {
             message_id: format!("<digest.{id}@example.org>"),
             confirm_token: None,
             unsubscribe_token: Some(Token::generate()),
+            sample: false,
         },
     }
 }

@@ -13,15 +13,26 @@ pub enum PreviewFormat {
     Text,
 }
 
-/// A copy as a subscriber would get it, for preview and test sends.
-fn sample_letter(composer: &Composer, kind: DeliveryKind, email: &str, digest_id: i64) -> Letter {
+/// The name a preview greets, so staff see the greeting readers with a name get.
+pub const SAMPLE_READER: &str = "Alex Example";
+
+/// A copy as a subscriber would get it, for preview and test sends: greeted by name, its
+/// unsubscribe link leading to a page that says it was a sample.
+fn sample_letter(
+    composer: &Composer,
+    kind: DeliveryKind,
+    email: &str,
+    name: Option<&str>,
+    digest_id: i64,
+) -> Letter {
     Letter {
         kind,
         to: email.to_string(),
-        name: None,
+        name: name.map(str::to_string),
         message_id: composer.one_off_message_id(&format!("test.{digest_id}")),
         confirm_token: None,
         unsubscribe_token: Some(Token::generate()),
+        sample: true,
     }
 }
 
@@ -41,6 +52,7 @@ pub async fn preview(
         composer,
         DeliveryKind::Digest,
         "reader@example.org",
+        Some(SAMPLE_READER),
         digest_id,
     );
     let mail = composer.render(&letter, Some(&prepared(db, composer, digest_id).await?))?;
@@ -69,7 +81,13 @@ pub async fn send_test(
     to: &str,
 ) -> Result<(), TestSendError> {
     let email = SubscriberEmail::parse(to).map_err(TestSendError::InvalidAddress)?;
-    let letter = sample_letter(composer, DeliveryKind::Test, email.as_str(), digest_id);
+    let letter = sample_letter(
+        composer,
+        DeliveryKind::Test,
+        email.as_str(),
+        None,
+        digest_id,
+    );
     // The same rendering and encoding as the worker's copies.
     let mut mail =
         composer.render_wire(&letter, Some(&prepared(db, composer, digest_id).await?))?;

@@ -25,6 +25,8 @@ pub struct Letter {
     pub message_id: String,
     pub confirm_token: Option<Token>,
     pub unsubscribe_token: Option<Token>,
+    /// A preview or test copy: its unsubscribe link leads to a page that says so.
+    pub sample: bool,
 }
 
 /// An article as the digest templates show it.
@@ -127,6 +129,17 @@ impl Composer {
         format!("{}/unsubscribe?token={token}", self.base_url)
     }
 
+    /// The unsubscribe link of a letter, if it has one: a sample's explains itself.
+    fn letter_unsubscribe_url(&self, letter: &Letter) -> Option<String> {
+        if letter.sample {
+            return Some(format!("{}/unsubscribe?preview=true", self.base_url));
+        }
+        letter
+            .unsubscribe_token
+            .as_ref()
+            .map(|t| self.unsubscribe_url(t.as_str()))
+    }
+
     /// Renders the mail of a confirmation, welcome, digest or test delivery, as text (for
     /// previews).
     pub fn render(
@@ -155,10 +168,8 @@ impl Composer {
         letter: &'a Letter,
         digest: Option<&'a PreparedMail>,
     ) -> anyhow::Result<(&'a PreparedMail, OwnedReader<'a>)> {
-        let unsubscribe_url = letter
-            .unsubscribe_token
-            .as_ref()
-            .map(|t| self.unsubscribe_url(t.as_str()))
+        let unsubscribe_url = self
+            .letter_unsubscribe_url(letter)
             .unwrap_or_else(|| format!("{}/subscribe", self.base_url));
         let mut confirm_url = String::new();
         let prepared = match letter.kind {
@@ -239,8 +250,7 @@ impl Composer {
             .subject(subject)
             .message_id(Some(letter.message_id.clone()))
             .date_now();
-        if let Some(token) = &letter.unsubscribe_token {
-            let https = self.unsubscribe_url(token.as_str());
+        if let Some(https) = self.letter_unsubscribe_url(letter) {
             let list_unsubscribe = match &self.unsubscribe_mailto {
                 Some(mailto) => format!("<{https}>, <mailto:{mailto}?subject=unsubscribe>"),
                 None => format!("<{https}>"),

@@ -7,11 +7,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::pages::{Page, render};
-use super::subscriptions_confirm::TokenQuery;
 use super::{PageError, event_context};
 use crate::db::subscribers::{find_subscriber_by_unsubscribe_token, unsubscribe_subscriber};
 use crate::domain::{Token, mask_address};
 use crate::startup::AppState;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct UnsubscribeQuery {
+    token: Option<String>,
+    /// The link of a preview or test copy.
+    preview: Option<String>,
+}
 
 #[derive(Serialize)]
 struct UnsubscribePage {
@@ -21,9 +28,12 @@ struct UnsubscribePage {
 }
 
 pub async fn unsubscribe_page(
-    query: web::Query<TokenQuery>,
+    query: web::Query<UnsubscribeQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
+    if query.preview.is_some() {
+        return Ok(preview_link(&state)?);
+    }
     let Some(token) = query.token.as_deref().and_then(Token::parse) else {
         return Ok(not_found(&state)?);
     };
@@ -49,9 +59,12 @@ pub async fn unsubscribe_page(
 
 pub async fn unsubscribe(
     request: HttpRequest,
-    query: web::Query<TokenQuery>,
+    query: web::Query<UnsubscribeQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
+    if query.preview.is_some() {
+        return Ok(preview_link(&state)?);
+    }
     let Some(token) = query.token.as_deref().and_then(Token::parse) else {
         return Ok(not_found(&state)?);
     };
@@ -75,6 +88,18 @@ pub async fn unsubscribe(
     );
     page.show_subscribe_link = true;
     Ok(page.render(&state, StatusCode::OK)?)
+}
+
+/// The unsubscribe link of a preview or test copy: nobody to unsubscribe, and it says so.
+fn preview_link(state: &AppState) -> anyhow::Result<HttpResponse> {
+    Page::new(
+        "This was a preview",
+        &[
+            "This link came from a preview or a test copy of a digest, so there is nobody to unsubscribe and nothing changed.",
+            "In each reader's copy this link is their own: one click unsubscribes them.",
+        ],
+    )
+    .render(state, StatusCode::OK)
 }
 
 fn not_found(state: &AppState) -> anyhow::Result<HttpResponse> {

@@ -580,3 +580,62 @@ async fn each_reader_gets_their_own_name_escaped_and_their_own_unsubscribe_link(
             .contains(&link(&ann))
     );
 }
+
+#[tokio::test]
+async fn the_preview_is_a_named_readers_copy_whose_links_explain_themselves() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    let id = app.draft_digest(&token).await;
+    let html = app
+        .admin_get(&token, &format!("/digests/{id}/preview"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Hello Alex Example,"),
+        "the greeting readers get: {html}"
+    );
+    // Each article's link says which article it opens (WCAG 2.4.4), not "Read the article".
+    assert!(!html.contains("Read the article"));
+    for title in [
+        "Prolotherapy after failed back surgery",
+        "PRP for sacroiliac joint pain",
+    ] {
+        assert!(html.contains(&format!(">Read “{title}”</a>")), "{html}");
+    }
+    let link = format!("{}/unsubscribe?preview=true", app.address);
+    assert!(
+        html.replace("&#x2f;", "/").contains(&link),
+        "the preview's unsubscribe link: {html}"
+    );
+    for response in [
+        app.get(&link).await,
+        app.post_form(&link, &[("List-Unsubscribe", "One-Click")])
+            .await,
+    ] {
+        assert_eq!(response.status().as_u16(), 200);
+        let page = response.text().await.unwrap();
+        assert!(page.contains("This was a preview"), "{page}");
+    }
+
+    // The test copy's links, List-Unsubscribe included, lead to the same page.
+    let sent = app
+        .admin_post(
+            &token,
+            &format!("/digests/{id}/test"),
+            serde_json::json!({ "email": "editor@clinic.example" }),
+        )
+        .await;
+    assert_eq!(sent.status().as_u16(), 200);
+    let copy = app
+        .smtp
+        .wait_for("editor@clinic.example", 1)
+        .await
+        .remove(0);
+    assert_eq!(
+        copy.header("List-Unsubscribe").as_deref(),
+        Some(format!("<{link}>").as_str())
+    );
+    assert!(copy.text().contains(&link));
+}

@@ -22,6 +22,23 @@ pub struct Settings {
     pub signup: SignupSettings,
     pub feeds: FeedsSettings,
     pub admin: AdminSettings,
+    pub templates: TemplatesSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesSettings {
+    /// A folder laid out as the repository's `email_templates/` and `templates/`; a file there
+    /// replaces the built-in of the same path. Empty: the built-ins.
+    pub dir: String,
+}
+
+impl TemplatesSettings {
+    pub fn dir(&self) -> Option<&Path> {
+        Some(self.dir.trim())
+            .filter(|d| !d.is_empty())
+            .map(Path::new)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -104,7 +104,8 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    let templates = Arc::new(Templates::load()?);
+    let templates = Arc::new(Templates::load_from(settings.templates.dir())?);
+    crate::routes::check_pages(&templates, settings)?;
     let composer = Arc::new(Composer::new(settings, templates.clone())?);
     let mailer = Mailer::new(&settings.mail)?;
     Ok(Parts {

@@ -53,6 +53,18 @@ pub enum Command {
     /// The list of subscribers
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+    /// The templates of pages and mail
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Write the built-in templates into DIR to start your own from (files already there are
+    /// kept); then set templates.dir = DIR
+    Export { dir: PathBuf },
+    /// Check the templates of templates.dir as start-up does, without starting
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +229,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Articles(command) => articles::articles(&settings, command).await,
         Command::Digest(command) => digests::digest(&settings, command).await,
         Command::Subscribers(command) => subscribers::subscribers(&settings, command).await,
+        Command::Templates(command) => templates(&settings, command),
+    }
+}
+
+fn templates(settings: &Settings, command: TemplatesCommand) -> anyhow::Result<()> {
+    match command {
+        TemplatesCommand::Export { dir } => {
+            let (written, kept) = crate::email::export_builtins(&dir)?;
+            println!(
+                "{written} template(s) written to {}{}",
+                dir.display(),
+                match kept {
+                    0 => String::new(),
+                    kept => format!(" ({kept} already there, kept as they were)"),
+                }
+            );
+            println!(
+                "edit them, then set templates.dir = \"{}\" (or NEWSLETTER__TEMPLATES__DIR) and restart; \
+                 files you delete fall back to the built-ins",
+                dir.display()
+            );
+            Ok(())
+        }
+        TemplatesCommand::Check => {
+            let templates = std::sync::Arc::new(crate::email::Templates::load_from(
+                settings.templates.dir(),
+            )?);
+            crate::routes::check_pages(&templates, settings)?;
+            crate::email::Composer::new(settings, templates)?;
+            println!(
+                "the templates{} are good",
+                settings
+                    .templates
+                    .dir()
+                    .map(|d| format!(" of {}", d.display()))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -47,6 +47,23 @@ pub struct DigestContent {
     pub articles: Vec<ArticleView>,
 }
 
+impl DigestContent {
+    /// A digest of one article, for trying the templates at start-up.
+    fn sample() -> DigestContent {
+        DigestContent {
+            subject: "Latest research".into(),
+            intro_html: "<p>Two new <strong>studies</strong>.</p>".into(),
+            intro_text: "Two new **studies**.".into(),
+            articles: vec![ArticleView {
+                title: "Prolotherapy after failed back surgery".into(),
+                url: "https://clinic.example/prolotherapy".into(),
+                summary: "91% better or not worse after 12 months.".into(),
+                published: "23 November 2026".into(),
+            }],
+        }
+    }
+}
+
 /// Everything needed to turn a delivery into a message; built once at start-up.
 pub struct Composer {
     templates: Arc<Templates>,
@@ -88,7 +105,7 @@ impl Composer {
             },
         )?;
         let welcome = PreparedMail::render(&templates, &site, "welcome", ())?;
-        Ok(Composer {
+        let composer = Composer {
             templates,
             confirmation,
             welcome,
@@ -103,7 +120,10 @@ impl Composer {
             unsubscribe_mailto,
             message_id_domain,
             dkim: super::dkim::load_dkim(&settings.mail.dkim)?,
-        })
+        };
+        // A digest template that cannot render stops start-up, not a send.
+        composer.prepare_digest(&DigestContent::sample())?;
+        Ok(composer)
     }
 
     /// The Message-ID of a delivery: the same for every attempt, so a receiver can tell a

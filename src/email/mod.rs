@@ -10,4 +10,4 @@ mod wire;
 
 pub use compose::{ArticleView, Composer, DigestContent, Letter, PreparedMail, WireMail};
 pub use mailer::{MailSession, Mailer, SendError};
-pub use templates::{RenderedEmail, SiteView, Templates};
+pub use templates::{RenderedEmail, SiteView, Templates, export_builtins};

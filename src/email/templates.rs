@@ -1,6 +1,7 @@
 //! Every template the service renders, compiled into the binary: mail from `email_templates/`
 //! (one folder per mail: subject, text body, HTML body over a shared layout) and the visitor
-//! pages from `templates/`. Files ending in `.html` are auto-escaped.
+//! pages from `templates/`. Files ending in `.html` are auto-escaped. `templates.dir` replaces
+//! them file by file; `newsletter templates export DIR` writes the built-ins to start from.
 
 use anyhow::Context;
 use minijinja::Environment;
@@ -8,11 +9,23 @@ use serde::Serialize;
 
 macro_rules! embedded {
     ($($name:literal => $path:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)))),+]
+        &[$(Builtin {
+            name: $name,
+            path: $path,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)),
+        }),+]
     };
 }
 
-const TEMPLATES: &[(&str, &str)] = embedded! {
+/// A template compiled into the binary: its name to the engine, its path in the repository
+/// (and under `templates.dir`), its text.
+pub struct Builtin {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub source: &'static str,
+}
+
+pub const TEMPLATES: &[Builtin] = embedded! {
     "base.html" => "email_templates/base.html",
     "base.txt" => "email_templates/base.txt",
     "confirmation/subject.txt" => "email_templates/confirmation/subject.txt",
@@ -83,6 +96,27 @@ impl SiteView {
     }
 }
 
+/// Writes the built-in templates under `dir`, at their paths in the repository; returns how
+/// many. Files already there are left alone, so an export never overwrites someone's work.
+pub fn export_builtins(dir: &std::path::Path) -> anyhow::Result<(usize, usize)> {
+    let (mut written, mut kept) = (0, 0);
+    for builtin in TEMPLATES {
+        let path = dir.join(builtin.path);
+        if path.exists() {
+            kept += 1;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, builtin.source)
+            .with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+    }
+    Ok((written, kept))
+}
+
 /// A mail rendered for one recipient.
 #[derive(Debug, Clone)]
 pub struct RenderedEmail {
@@ -93,10 +127,19 @@ pub struct RenderedEmail {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// The templates replaced from `templates.dir`, by name, with their files.
+    custom_files: std::collections::HashMap<&'static str, std::path::PathBuf>,
 }
 
 impl Templates {
+    /// The built-in templates.
     pub fn load() -> anyhow::Result<Templates> {
+        Templates::load_from(None)
+    }
+
+    /// The built-ins, each replaced by the file of the same path under `dir` when there is
+    /// one. A template that does not compile stops start-up with its file and line.
+    pub fn load_from(dir: Option<&std::path::Path>) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -105,11 +148,44 @@ impl Templates {
                 .context("template syntax")?,
         );
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        for (name, source) in TEMPLATES {
-            env.add_template(name, source)
-                .with_context(|| format!("template {name}"))?;
+        if let Some(dir) = dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "templates.dir {} is not a folder (make one with `newsletter templates export {}`)",
+                dir.display(),
+                dir.display()
+            );
         }
-        Ok(Templates { env })
+        let mut custom_files = std::collections::HashMap::new();
+        for builtin in TEMPLATES {
+            let custom = dir
+                .map(|dir| dir.join(builtin.path))
+                .filter(|p| p.is_file());
+            let added = match &custom {
+                Some(path) => {
+                    let source = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the template {}", path.display()))?;
+                    env.add_template_owned(builtin.name, source)
+                }
+                None => env.add_template(builtin.name, builtin.source),
+            };
+            if let Err(e) = added {
+                let file = match &custom {
+                    Some(path) => path.display().to_string(),
+                    None => format!("{} (built in)", builtin.path),
+                };
+                let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
+                anyhow::bail!(
+                    "the template {file}{line} is broken: {}",
+                    e.detail().unwrap_or(&e.to_string())
+                );
+            }
+            if let Some(path) = custom {
+                tracing::info!(template = %path.display(), "using a template of templates.dir");
+                custom_files.insert(builtin.name, path);
+            }
+        }
+        Ok(Templates { env, custom_files })
     }
 
     /// Renders `email_templates/<mail>/` for one recipient, with the HTML's CSS inlined.
@@ -143,6 +219,18 @@ impl Templates {
         self.env
             .get_template(name)
             .and_then(|t| t.render(context))
-            .with_context(|| format!("rendering template {name}"))
+            .with_context(|| format!("rendering the template {}", self.file_of(name)))
+    }
+
+    /// Where a template came from, for error messages: its file under `templates.dir`, or its
+    /// path in the repository.
+    fn file_of(&self, name: &str) -> String {
+        match self.custom_files.get(name) {
+            Some(path) => path.display().to_string(),
+            None => TEMPLATES
+                .iter()
+                .find(|b| b.name == name)
+                .map_or_else(|| name.to_string(), |b| format!("{} (built in)", b.path)),
+        }
     }
 }

@@ -16,7 +16,7 @@ mod unsubscribe;
 pub use error_pages::{error_pages, front_door, not_found};
 pub use errors::{ApiError, PageError};
 pub use health::health;
-pub use pages::Page;
+pub use pages::{Page, check_pages};
 pub use subscribe::{subscribe_page, thanks_page};
 pub use subscriptions::subscribe;
 pub use subscriptions_confirm::{confirm, confirm_page, resend as resend_confirmation};

@@ -4,7 +4,8 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Serialize;
 
-use crate::email::SiteView;
+use crate::configuration::Settings;
+use crate::email::{SiteView, Templates};
 use crate::startup::AppState;
 
 /// A page with a title and a few paragraphs, optionally a "send me a new link" button.
@@ -51,6 +52,36 @@ impl Page {
     }
 }
 
+fn context<'a, T: Serialize>(settings: &'a Settings, page: T) -> PageContext<'a, T> {
+    PageContext {
+        site_name: &settings.site.name,
+        site_url: &settings.site.url,
+        site: SiteView::of(&settings.site),
+        subscribe_url: format!("{}/subscribe", settings.base_url()),
+        page,
+    }
+}
+
+/// Renders every visitor page once with sample values, at start-up: a template of
+/// `templates.dir` that names a value no page has fails here, naming its file, not when a
+/// visitor opens it.
+pub fn check_pages(templates: &Templates, settings: &Settings) -> anyhow::Result<()> {
+    let sample = serde_json::json!({
+        "title": "A title",
+        "paragraphs": ["A paragraph."],
+        "resend_url": "https://news.example.org/subscriptions/confirm/resend?token=sample",
+        "show_subscribe_link": true,
+        "email": "al***@example.org",
+        "name": "Alex Example",
+        "action": "https://news.example.org/subscriptions",
+        "error": "An error.",
+    });
+    for page in ["message", "subscribe", "confirm", "unsubscribe"] {
+        templates.render_page(page, context(settings, &sample))?;
+    }
+    Ok(())
+}
+
 /// Renders `templates/<template>.html` with the site's name around `page`.
 pub fn render<T: Serialize>(
     state: &AppState,
@@ -58,15 +89,9 @@ pub fn render<T: Serialize>(
     status: StatusCode,
     page: T,
 ) -> anyhow::Result<HttpResponse> {
-    let base = state.settings.base_url();
-    let context = PageContext {
-        site_name: &state.settings.site.name,
-        site_url: &state.settings.site.url,
-        site: SiteView::of(&state.settings.site),
-        subscribe_url: format!("{base}/subscribe"),
-        page,
-    };
-    let html = state.templates.render_page(template, context)?;
+    let html = state
+        .templates
+        .render_page(template, context(&state.settings, page))?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))

@@ -27,5 +27,6 @@ mod smtp_faults;
 mod staff_pages;
 mod subscriptions;
 mod subscriptions_confirm;
+mod templates;
 mod timeouts;
 mod unsubscribe;

@@ -312,3 +312,20 @@ async fn a_stopping_worker_finishes_what_is_in_flight_and_hands_back_the_rest() 
     assert!(released > 0, "what was held but not sent goes back");
     assert_eq!(sent + released + still_queued, 40, "nothing is lost");
 }
+
+#[test]
+fn the_window_is_never_sized_past_the_rate_limit() {
+    let mut pace = super::Pace::new();
+    // A burst measured at 330 a second under a limit of 300.
+    pace.per_second = 330.0;
+    let limited = DeliveryPolicy {
+        rate_per_second: 300,
+        ..policy(2)
+    };
+    assert_eq!(pace.window(&limited), 12, "40 ms at 300 a second");
+    let unlimited = DeliveryPolicy {
+        rate_per_second: 0,
+        ..policy(2)
+    };
+    assert_eq!(pace.window(&unlimited), 14, "40 ms at the pace measured");
+}

@@ -17,6 +17,8 @@ pub struct Article {
     pub published_at: NaiveDateTime,
     pub feed_guid: Option<String>,
     pub created_at: NaiveDateTime,
+    pub image_url: Option<String>,
+    pub image_alt: Option<String>,
 }
 
 /// An article checked by the caller, ready to store.
@@ -27,6 +29,8 @@ pub struct NewArticle {
     pub summary: String,
     pub published_at: NaiveDateTime,
     pub feed_guid: Option<String>,
+    /// An absolute http(s) image, and what it shows (empty: the title stands for it).
+    pub image: Option<(String, String)>,
 }
 
 /// Stores one article; `None` when one with the same URL (or feed guid) is already there.
@@ -74,6 +78,8 @@ fn insert(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<usize> {
             articles::published_at.eq(article.published_at),
             articles::feed_guid.eq(&article.feed_guid),
             articles::created_at.eq(now()),
+            articles::image_url.eq(article.image.as_ref().map(|(url, _)| url)),
+            articles::image_alt.eq(article.image.as_ref().map(|(_, alt)| alt)),
         ))
         .execute(conn)
 }

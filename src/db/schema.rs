@@ -47,6 +47,8 @@ diesel::table! {
         published_at -> Timestamp,
         feed_guid -> Nullable<Text>,
         created_at -> Timestamp,
+        image_url -> Nullable<Text>,
+        image_alt -> Nullable<Text>,
     }
 }
 

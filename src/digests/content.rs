@@ -24,6 +24,11 @@ pub async fn load_content(db: &Db, digest_id: i64) -> anyhow::Result<DigestConte
         articles: articles
             .into_iter()
             .map(|a| ArticleView {
+                image_alt: a
+                    .image_alt
+                    .filter(|alt| !alt.trim().is_empty())
+                    .unwrap_or_else(|| a.title.clone()),
+                image_url: a.image_url.unwrap_or_default(),
                 title: a.title,
                 url: a.url,
                 summary: a.summary,

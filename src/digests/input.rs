@@ -36,6 +36,7 @@ pub fn parse_article(
         summary: summary.trim().to_string(),
         published_at,
         feed_guid: None,
+        image: None,
     })
 }
 

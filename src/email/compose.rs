@@ -36,6 +36,9 @@ pub struct ArticleView {
     pub url: String,
     pub summary: String,
     pub published: String,
+    /// Empty: no picture.
+    pub image_url: String,
+    pub image_alt: String,
 }
 
 /// The parts of a digest that are the same for every recipient, rendered once.
@@ -59,6 +62,8 @@ impl DigestContent {
                 url: "https://clinic.example/prolotherapy".into(),
                 summary: "91% better or not worse after 12 months.".into(),
                 published: "23 November 2026".into(),
+                image_url: "https://clinic.example/spine.jpg".into(),
+                image_alt: "An X-ray of a lower spine".into(),
             }],
         }
     }

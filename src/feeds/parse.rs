@@ -8,6 +8,7 @@ use crate::db::articles::NewArticle;
 
 const SUMMARY_MAX_CHARS: usize = 600;
 const TITLE_MAX_CHARS: usize = 300;
+const IMAGE_ALT_MAX_CHARS: usize = 300;
 
 /// RSS or Atom items as articles. `fetched_from` is where the feed came from (none for a file).
 ///
@@ -58,6 +59,7 @@ pub fn parse_feed(bytes: &[u8], fetched_from: Option<&str>) -> Result<Vec<NewArt
                 })
                 .map(|s| truncate(&s, SUMMARY_MAX_CHARS))
                 .unwrap_or_default();
+            let image = article_image(&entry, base.as_ref());
             let published_at: NaiveDateTime = entry
                 .published
                 .or(entry.updated)
@@ -69,6 +71,7 @@ pub fn parse_feed(bytes: &[u8], fetched_from: Option<&str>) -> Result<Vec<NewArt
                 summary,
                 published_at,
                 feed_guid: Some(entry.id),
+                image,
             })
         })
         .collect())
@@ -82,6 +85,55 @@ fn article_link(links: &[feed_rs::model::Link], base: Option<&Url>) -> Option<Ur
         .chain(links.iter())
         .find_map(|l| absolute(&l.href, base))
         .filter(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+/// The item's picture and what it shows: an image enclosure or `media:content`, else a media
+/// thumbnail, else the first `<img>` of its content or summary. Absolute and http(s) only.
+fn article_image(entry: &feed_rs::model::Entry, base: Option<&Url>) -> Option<(String, String)> {
+    let web = |href: &str| absolute(href, base).filter(|u| matches!(u.scheme(), "http" | "https"));
+    for media in &entry.media {
+        let alt = media
+            .description
+            .as_ref()
+            .or(media.title.as_ref())
+            .map(text_of)
+            .unwrap_or_default();
+        let content = media.content.iter().find_map(|c| {
+            let url = c.url.as_ref()?;
+            let image = match &c.content_type {
+                Some(kind) => kind.ty().as_str() == "image",
+                None => looks_like_an_image(url.path()),
+            };
+            image.then(|| url.to_string())
+        });
+        let found = content.or_else(|| media.thumbnails.first().map(|t| t.image.uri.clone()));
+        if let Some(url) = found.as_deref().and_then(web) {
+            return Some((url.to_string(), truncate(&alt, IMAGE_ALT_MAX_CHARS)));
+        }
+    }
+    let html = entry
+        .content
+        .as_ref()
+        .and_then(|c| c.body.as_deref())
+        .into_iter()
+        .chain(entry.summary.as_ref().map(|s| s.content.as_str()));
+    let img = scraper::Selector::parse("img[src]").ok()?;
+    html.filter_map(|html| {
+        let fragment = scraper::Html::parse_fragment(html);
+        fragment.select(&img).find_map(|e| {
+            let url = web(e.value().attr("src")?)?;
+            let alt = e.value().attr("alt").unwrap_or_default();
+            Some((url.to_string(), truncate(alt.trim(), IMAGE_ALT_MAX_CHARS)))
+        })
+    })
+    .next()
+}
+
+fn looks_like_an_image(path: &str) -> bool {
+    let path = path.to_ascii_lowercase();
+    [".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".svg"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
 }
 
 fn absolute(href: &str, base: Option<&Url>) -> Option<Url> {
@@ -140,6 +192,35 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_article_takes_its_picture_from_an_enclosure_media_or_its_content() {
+        let feed = br#"<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>C</title><link>https://clinic.example/</link><description>d</description>
+<item><title>Enclosed</title><link>https://clinic.example/a</link><enclosure url="https://clinic.example/a.jpg" type="image/jpeg" length="1"/></item>
+<item><title>Podcast</title><link>https://clinic.example/p</link><enclosure url="https://clinic.example/p.mp3" type="audio/mpeg" length="1"/></item>
+<item><title>Media</title><link>https://clinic.example/m</link><media:content url="https://clinic.example/m.png" medium="image"><media:description>An X-ray of a lower spine</media:description></media:content></item>
+<item><title>Inline</title><link>https://clinic.example/i</link><description>&lt;p&gt;Text &lt;img src="/img/knee.webp" alt="A knee, injected"&gt;&lt;/p&gt;</description></item>
+<item><title>Local</title><link>https://clinic.example/l</link><description>&lt;img src="file:///etc/passwd"&gt;</description></item>
+</channel></rss>"#;
+        let items = parse_feed(feed, Some("https://clinic.example/feed.xml")).unwrap();
+        let images: Vec<Option<(String, String)>> = items.into_iter().map(|a| a.image).collect();
+        assert_eq!(
+            images,
+            [
+                Some(("https://clinic.example/a.jpg".into(), String::new())),
+                None,
+                Some((
+                    "https://clinic.example/m.png".into(),
+                    "An X-ray of a lower spine".into()
+                )),
+                Some((
+                    "https://clinic.example/img/knee.webp".into(),
+                    "A knee, injected".into()
+                )),
+                None,
+            ]
+        );
+    }
 
     #[test]
     fn feed_html_becomes_plain_text() {

@@ -639,3 +639,61 @@ async fn the_preview_is_a_named_readers_copy_whose_links_explain_themselves() {
     );
     assert!(copy.text().contains(&link));
 }
+
+const FEED_WITH_PICTURES: &str = r#"<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Clinic research</title>
+<link>https://clinic.example/</link><description>Research</description>
+<item><title>Ozone for knee arthritis</title><link>https://clinic.example/ozone-knee</link><guid>o-1</guid>
+<media:content url="https://clinic.example/knee.jpg" medium="image"><media:description>A knee joint, drawn</media:description></media:content></item>
+<item><title>Stem cells: what the trials say</title><link>https://clinic.example/stem-cells</link><guid>o-2</guid>
+<enclosure url="https://clinic.example/cells.png" type="image/png" length="1"/></item>
+</channel></rss>"#;
+
+#[tokio::test]
+async fn articles_carry_the_feeds_pictures_into_the_digest_with_alt_text() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    let feed = serde_json::json!({ "url": crate::helpers::serve_feed(FEED_WITH_PICTURES) });
+    assert_eq!(
+        app.admin_post(&token, "/feeds/import", feed)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let created = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Latest research"}),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let html = app
+        .admin_get(&token, &format!("/digests/{id}/preview"))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    // The feed's own description of the picture, else the article's title, is its alt text.
+    for (src, alt) in [
+        ("https://clinic.example/knee.jpg", "A knee joint, drawn"),
+        (
+            "https://clinic.example/cells.png",
+            "Stem cells: what the trials say",
+        ),
+    ] {
+        let at = html
+            .find(&format!("src=\"{src}\""))
+            .unwrap_or_else(|| panic!("{src} in {html}"));
+        let tag = &html[html[..at].rfind("<img").unwrap()..at + html[at..].find('>').unwrap()];
+        assert!(tag.contains(&format!("alt=\"{alt}\"")), "{tag}");
+        assert!(
+            tag.contains("max-width: 552px") || tag.contains("max-width:552px"),
+            "it shrinks on a phone: {tag}"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+ALTER TABLE articles DROP COLUMN image_alt;
+ALTER TABLE articles DROP COLUMN image_url;

@@ -140,7 +140,12 @@ fn choose_articles(
         }
     };
     if chosen.is_empty() {
+        let none_at_all = matches!(choice, ArticleChoice::NotYetSent)
+            && articles::table.count().get_result::<i64>(conn)? == 0;
         return Ok(Err(match choice {
+            ArticleChoice::NotYetSent if none_at_all => {
+                "there are no articles yet; import the site's feed or add articles first".into()
+            }
             ArticleChoice::NotYetSent => {
                 "every article is in a digest that was sent already; add articles or name article_ids or since".into()
             }

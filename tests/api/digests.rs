@@ -697,3 +697,19 @@ async fn articles_carry_the_feeds_pictures_into_the_digest_with_alt_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_digest_without_any_articles_yet_says_to_import_some_first() {
+    let app = spawn_app().await;
+    let token = app.staff_token();
+    let response = app
+        .admin_post(
+            &token,
+            "/digests",
+            serde_json::json!({"subject": "Latest research"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("there are no articles yet"), "{body}");
+}

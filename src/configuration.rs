@@ -92,11 +92,16 @@ impl ServerSettings {
         self.base_url == self.served_url(self.port)
     }
 
+    /// Whether the service listens on every interface (`0.0.0.0`, `::`).
+    pub fn listens_everywhere(&self) -> bool {
+        matches!(self.host.as_str(), "0.0.0.0" | "::" | "[::]")
+    }
+
     fn served_url(&self, port: u16) -> String {
-        let host = match self.host.as_str() {
-            // Every interface: this machine's own name for itself is the best guess.
-            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-            host => host,
+        // Every interface: this machine's own name for itself is the best guess.
+        let host = match self.listens_everywhere() {
+            true => "127.0.0.1",
+            false => self.host.as_str(),
         };
         match host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("http://[{host}]:{port}"),
@@ -270,10 +275,8 @@ impl Settings {
             .context("reading the configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
-        if settings.server.base_url.trim().is_empty() {
-            let port = settings.server.port;
-            settings.server.serve_on(port);
-        }
+        let port = settings.server.port;
+        settings.server.serve_on(port);
         settings.validate()?;
         settings.retire_old_keys();
         Ok(settings)

@@ -104,9 +104,7 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    let templates = Arc::new(Templates::load_from(settings.templates.dir())?);
-    crate::routes::check_pages(&templates, settings)?;
-    let composer = Arc::new(Composer::new(settings, templates.clone())?);
+    let (templates, composer) = load_templates(settings)?;
     let mailer = Mailer::new(&settings.mail)?;
     Ok(Parts {
         db,
@@ -114,6 +112,16 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
         mailer,
         templates,
     })
+}
+
+/// The templates (with `templates.dir`'s files) and the composer made of them. Every page and
+/// mail is rendered once on the way, so a broken template stops start-up (and `templates check`)
+/// naming its file.
+pub fn load_templates(settings: &Settings) -> anyhow::Result<(Arc<Templates>, Arc<Composer>)> {
+    let templates = Arc::new(Templates::load_from(settings.templates.dir())?);
+    crate::routes::check_pages(&templates, settings)?;
+    let composer = Arc::new(Composer::new(settings, templates.clone())?);
+    Ok((templates, composer))
 }
 
 impl Application {
@@ -125,9 +133,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         settings.server.serve_on(port);
         settings.server.port = port;
-        if settings.server.base_url_is_served_address()
-            && matches!(settings.server.host.as_str(), "0.0.0.0" | "::" | "[::]")
-        {
+        if settings.server.base_url_is_served_address() && settings.server.listens_everywhere() {
             tracing::warn!(
                 base_url = settings.base_url(),
                 "server.base_url is not set: links in mail point to this machine only; set it to \

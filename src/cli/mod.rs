@@ -253,11 +253,7 @@ fn templates(settings: &Settings, command: TemplatesCommand) -> anyhow::Result<(
             Ok(())
         }
         TemplatesCommand::Check => {
-            let templates = std::sync::Arc::new(crate::email::Templates::load_from(
-                settings.templates.dir(),
-            )?);
-            crate::routes::check_pages(&templates, settings)?;
-            crate::email::Composer::new(settings, templates)?;
+            crate::startup::load_templates(settings)?;
             println!(
                 "the templates{} are good",
                 settings

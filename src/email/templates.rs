@@ -25,6 +25,17 @@ pub struct Builtin {
     pub source: &'static str,
 }
 
+impl Builtin {
+    /// Where this template came from, for messages: the file of `templates.dir` that replaced
+    /// it, or its path in the repository.
+    fn file(&self, custom: Option<&std::path::Path>) -> String {
+        match custom {
+            Some(path) => path.display().to_string(),
+            None => format!("{} (built in)", self.path),
+        }
+    }
+}
+
 pub const TEMPLATES: &[Builtin] = embedded! {
     "base.html" => "email_templates/base.html",
     "base.txt" => "email_templates/base.txt",
@@ -170,10 +181,7 @@ impl Templates {
                 None => env.add_template(builtin.name, builtin.source),
             };
             if let Err(e) = added {
-                let file = match &custom {
-                    Some(path) => path.display().to_string(),
-                    None => format!("{} (built in)", builtin.path),
-                };
+                let file = builtin.file(custom.as_deref());
                 let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
                 anyhow::bail!(
                     "the template {file}{line} is broken: {}",
@@ -225,12 +233,10 @@ impl Templates {
     /// Where a template came from, for error messages: its file under `templates.dir`, or its
     /// path in the repository.
     fn file_of(&self, name: &str) -> String {
-        match self.custom_files.get(name) {
-            Some(path) => path.display().to_string(),
-            None => TEMPLATES
-                .iter()
-                .find(|b| b.name == name)
-                .map_or_else(|| name.to_string(), |b| format!("{} (built in)", b.path)),
+        let custom = self.custom_files.get(name).map(|p| p.as_path());
+        match TEMPLATES.iter().find(|b| b.name == name) {
+            Some(builtin) => builtin.file(custom),
+            None => name.to_string(),
         }
     }
 }

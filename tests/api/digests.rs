@@ -652,25 +652,7 @@ const FEED_WITH_PICTURES: &str = r#"<?xml version="1.0"?><rss version="2.0" xmln
 async fn articles_carry_the_feeds_pictures_into_the_digest_with_alt_text() {
     let app = spawn_app().await;
     let token = app.staff_token();
-    let feed = serde_json::json!({ "url": crate::helpers::serve_feed(FEED_WITH_PICTURES) });
-    assert_eq!(
-        app.admin_post(&token, "/feeds/import", feed)
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
-    let created = app
-        .admin_post(
-            &token,
-            "/digests",
-            serde_json::json!({"subject": "Latest research"}),
-        )
-        .await;
-    assert_eq!(created.status().as_u16(), 201);
-    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = app.draft_digest_of(&token, FEED_WITH_PICTURES).await;
     let html = app
         .admin_get(&token, &format!("/digests/{id}/preview"))
         .await

@@ -584,7 +584,12 @@ impl TestApp {
 
     /// Imports the test feed and creates a "Latest research" draft; returns the digest id.
     pub async fn draft_digest(&self, token: &str) -> i64 {
-        let feed = serde_json::json!({ "url": serve_feed(FEED) });
+        self.draft_digest_of(token, FEED).await
+    }
+
+    /// Imports `feed` and creates a "Latest research" draft of its items; returns its id.
+    pub async fn draft_digest_of(&self, token: &str, feed: &'static str) -> i64 {
+        let feed = serde_json::json!({ "url": serve_feed(feed) });
         assert_eq!(
             self.admin_post(token, "/feeds/import", feed)
                 .await

@@ -115,12 +115,11 @@ async fn a_broken_template_stops_start_up_naming_its_file_and_line() {
     std::fs::write(&body, "{% extends \"base.html\" %}\n{% block content %}\n<h1>{{ subject | }}</h1>\n{% endblock %}\n").unwrap();
     let mut settings = test_settings(1, dir.path());
     settings.templates.dir = templates.to_str().unwrap().into();
-    let error = format!(
-        "{:#}",
-        Application::build(settings.clone(), false)
-            .err()
-            .expect("start-up fails")
-    );
+    let start_up_error = || {
+        let failed = Application::build(settings.clone(), false).err();
+        format!("{:#}", failed.expect("start-up fails"))
+    };
+    let error = start_up_error();
     assert!(error.contains(&body.display().to_string()), "{error}");
     assert!(error.contains("line 3"), "{error}");
 
@@ -130,12 +129,7 @@ async fn a_broken_template_stops_start_up_naming_its_file_and_line() {
         "{% extends \"base.html\" %}\n{% block content %}{{ readers_shoe_size }}{% endblock %}\n",
     )
     .unwrap();
-    let error = format!(
-        "{:#}",
-        Application::build(settings.clone(), false)
-            .err()
-            .expect("start-up fails")
-    );
+    let error = start_up_error();
     assert!(error.contains(&body.display().to_string()), "{error}");
     assert!(error.contains("undefined"), "{error}");
 

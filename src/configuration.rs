@@ -139,9 +139,17 @@ pub struct SiteSettings {
     pub logo_url: String,
     /// Buttons and links on pages and in mail: `#rgb` or `#rrggbb`.
     pub accent_color: String,
+    /// An IANA time zone (`Europe/Berlin`): automations' schedules are read in it, and dates
+    /// on the archive pages are shown in it. Checked at start-up.
+    pub timezone: String,
 }
 
 impl SiteSettings {
+    /// `site.timezone`, checked at start-up (UTC should it not parse).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.trim().parse().unwrap_or(chrono_tz::UTC)
+    }
+
     /// Why a digest cannot go out yet, when it cannot: every newsletter must carry the
     /// sender's postal address (CAN-SPAM; the EU's laws want the sender named too).
     pub fn not_ready_for_digests(&self) -> Option<String> {
@@ -227,6 +235,9 @@ pub struct DeliverySettings {
     pub poll_interval_ms: u64,
     pub batch_size: i64,
     pub pause_after_failures: u32,
+    /// A scheduled digest found this many minutes past its time (the service was down) is not
+    /// sent late but marked `missed`.
+    pub schedule_grace_minutes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +341,12 @@ impl Settings {
                      (scheme and host, an optional port, no path)"
                 );
             }
+        }
+        if self.site.timezone.trim().parse::<chrono_tz::Tz>().is_err() {
+            bail!(
+                "site.timezone {:?} is not a time zone like Europe/Berlin, America/New_York or UTC",
+                self.site.timezone
+            );
         }
         if !is_hex_color(&self.site.accent_color) {
             bail!(

@@ -275,6 +275,13 @@ fn run_server(
             .app_data(web::PayloadConfig::new(max_body))
             .service(page("/", "GET, HEAD").route(get_or_head().to(routes::front_door)))
             .service(page("/health", "GET, HEAD").route(get_or_head().to(routes::health)))
+            .service(page("/archive", "GET, HEAD").route(get_or_head().to(routes::archive_index)))
+            .service(
+                page("/archive.atom", "GET, HEAD").route(get_or_head().to(routes::archive_feed)),
+            )
+            .service(
+                page("/archive/{key}", "GET, HEAD").route(get_or_head().to(routes::archive_digest)),
+            )
             .service(
                 page("/subscribe", "GET, HEAD").route(get_or_head().to(routes::subscribe_page)),
             )

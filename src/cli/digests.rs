@@ -11,8 +11,8 @@ use super::{DigestCommand, open_db};
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::digests::{
-    DigestProgress, SendStart, Transition, cancel_digest, create_digest, digest_progress,
-    list_digests, pause_digest, queue_digest, resume_digest,
+    DigestProgress, NewDigest, SendStart, Transition, cancel_digest, create_digest,
+    digest_progress, list_digests, pause_digest, queue_digest, resume_digest,
 };
 use crate::digests::{PreviewFormat, parse_digest, preview, send_test};
 use crate::domain::DigestStatus;
@@ -29,6 +29,7 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
             intro_file,
             article_ids,
             since,
+            no_archive,
         } => {
             let db = open_db(settings)?;
             let intro = match intro_file {
@@ -38,10 +39,13 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
             };
             let choice = parse_digest(&subject, article_ids, since.as_deref())
                 .map_err(anyhow::Error::msg)?;
-            let subject = subject.trim().to_string();
-            let (digest, articles) = db
-                .run(move |conn| Ok(create_digest(conn, &subject, &intro, &choice)))
-                .await??;
+            let new = NewDigest {
+                subject: subject.trim().to_string(),
+                intro,
+                choice,
+                archive: !no_archive,
+            };
+            let (digest, articles) = db.run(move |conn| Ok(create_digest(conn, &new))).await??;
             println!(
                 "digest {} created (draft) with {} article(s):",
                 digest.id,

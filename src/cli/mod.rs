@@ -135,6 +135,10 @@ pub enum DigestCommand {
         article_ids: Option<Vec<i64>>,
         #[arg(long)]
         since: Option<String>,
+        /// Keep it out of the public archive (/archive, /archive.atom); its mail then has no
+        /// "View in browser" link
+        #[arg(long)]
+        no_archive: bool,
     },
     /// Print the digest as a subscriber would get it
     Preview {

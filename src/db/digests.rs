@@ -27,6 +27,10 @@ pub struct Digest {
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
     pub status_reason: Option<String>,
+    /// Shown in the public archive once it begins sending.
+    pub archive: bool,
+    /// When a scheduled digest is to start.
+    pub scheduled_at: Option<NaiveDateTime>,
 }
 
 /// Which articles a new digest holds.
@@ -53,13 +57,22 @@ impl From<diesel::result::Error> for CreateDigestError {
     }
 }
 
+/// What staff give for a new digest.
+#[derive(Debug, Clone)]
+pub struct NewDigest {
+    pub subject: String,
+    pub intro: String,
+    pub choice: ArticleChoice,
+    /// Shown in the public archive once sent (the default); false keeps it out.
+    pub archive: bool,
+}
+
 /// Creates a draft digest.
 pub fn create_digest(
     conn: &mut DbConnection,
-    subject: &str,
-    intro: &str,
-    choice: &ArticleChoice,
+    new: &NewDigest,
 ) -> Result<(Digest, Vec<Article>), CreateDigestError> {
+    let (subject, intro, choice) = (&new.subject, &new.intro, &new.choice);
     let result = write_tx(conn, |conn| {
         let chosen = match choose_articles(conn, choice)? {
             Ok(chosen) => chosen,
@@ -71,6 +84,7 @@ pub fn create_digest(
             digests::intro.eq(intro),
             digests::status.eq(DigestStatus::Draft.as_str()),
             digests::created_at.eq(now),
+            digests::archive.eq(new.archive),
         );
         let id: i64 = crate::on_backend!(conn, |c| diesel::insert_into(digests::table)
             .values(values)
@@ -467,14 +481,12 @@ pub enum DraftChange {
     Invalid(String),
 }
 
-/// Replaces a draft's subject, intro and articles, in one transaction that first checks it is
-/// still a draft (a send started in another tab wins).
+/// Replaces a draft's subject, intro, articles and archive choice, in one transaction that
+/// first checks it is still a draft (a send started in another tab wins).
 pub fn update_draft(
     conn: &mut DbConnection,
     digest_id: i64,
-    subject: &str,
-    intro: &str,
-    article_ids: &[i64],
+    new: &NewDigest,
 ) -> anyhow::Result<DraftChange> {
     write_tx(conn, |conn| {
         let Some(digest) = find_digest(conn, digest_id)? else {
@@ -483,12 +495,16 @@ pub fn update_draft(
         if digest.status != DigestStatus::Draft.as_str() {
             return Ok(DraftChange::NotDraft(digest.status));
         }
-        let chosen = match choose_articles(conn, &ArticleChoice::Ids(article_ids.to_vec()))? {
+        let chosen = match choose_articles(conn, &new.choice)? {
             Ok(chosen) => chosen,
             Err(message) => return Ok(DraftChange::Invalid(message)),
         };
         diesel::update(digests::table.find(digest_id))
-            .set((digests::subject.eq(subject), digests::intro.eq(intro)))
+            .set((
+                digests::subject.eq(&new.subject),
+                digests::intro.eq(&new.intro),
+                digests::archive.eq(new.archive),
+            ))
             .execute(conn)?;
         diesel::delete(digest_articles::table.filter(digest_articles::digest_id.eq(digest_id)))
             .execute(conn)?;

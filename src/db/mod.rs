@@ -2,6 +2,7 @@
 //! backend is chosen from the URL scheme (never by trial, so a PostgreSQL outage is reported as
 //! such), and every query runs on a blocking thread through [`Db::run`].
 
+pub mod archive;
 pub mod articles;
 pub mod dashboard;
 pub mod digests;

@@ -64,6 +64,8 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         status_reason -> Nullable<Text>,
         failure_streak -> Integer,
+        archive -> Bool,
+        scheduled_at -> Nullable<Timestamp>,
     }
 }
 

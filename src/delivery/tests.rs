@@ -95,6 +95,7 @@ impl Store for MemoryStore {
             intro_html: String::new(),
             intro_text: String::new(),
             articles: Vec::new(),
+            archive_path: None,
         })
     }
 }

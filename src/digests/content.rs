@@ -5,7 +5,8 @@ use anyhow::Context;
 use pulldown_cmark::{Event, Parser, html};
 
 use crate::db::Db;
-use crate::db::digests::{digest_articles, find_digest};
+use crate::db::articles::Article;
+use crate::db::digests::{Digest, digest_articles, find_digest};
 use crate::email::{ArticleView, DigestContent};
 
 /// The parts of a digest that are the same for everyone, rendered once.
@@ -17,7 +18,16 @@ pub async fn load_content(db: &Db, digest_id: i64) -> anyhow::Result<DigestConte
             Ok((digest, digest_articles(conn, digest_id)?))
         })
         .await?;
-    Ok(DigestContent {
+    Ok(assemble(digest, articles))
+}
+
+/// A digest's shared parts from its row and its articles.
+pub fn assemble(digest: Digest, articles: Vec<Article>) -> DigestContent {
+    let archive_path = digest
+        .archive
+        .then(|| super::archive_path(digest.id, &digest.subject));
+    DigestContent {
+        archive_path,
         subject: digest.subject,
         intro_html: markdown_to_html(&digest.intro),
         intro_text: digest.intro.trim().to_string(),
@@ -35,7 +45,7 @@ pub async fn load_content(db: &Db, digest_id: i64) -> anyhow::Result<DigestConte
                 published: a.published_at.format("%-d %B %Y").to_string(),
             })
             .collect(),
-    })
+    }
 }
 
 /// Markdown to HTML, with any raw HTML in it shown as text rather than passed through.

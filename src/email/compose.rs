@@ -48,6 +48,9 @@ pub struct DigestContent {
     pub intro_html: String,
     pub intro_text: String,
     pub articles: Vec<ArticleView>,
+    /// Its page in the public archive (`/archive/7-latest-research`), where the mail's "View in
+    /// browser" link leads; None for a digest left out of the archive.
+    pub archive_path: Option<String>,
 }
 
 impl DigestContent {
@@ -65,6 +68,7 @@ impl DigestContent {
                 image_url: "https://clinic.example/spine.jpg".into(),
                 image_alt: "An X-ray of a lower spine".into(),
             }],
+            archive_path: Some("/archive/1-latest-research".into()),
         }
     }
 }
@@ -226,7 +230,16 @@ impl Composer {
     /// Renders a digest's shared parts once (CSS inlined), so a send only fills in each
     /// reader's name and unsubscribe link.
     pub fn prepare_digest(&self, content: &DigestContent) -> anyhow::Result<PreparedMail> {
-        PreparedMail::render(&self.templates, &self.site, "digest", content)
+        let view_url = content
+            .archive_path
+            .as_ref()
+            .map(|path| format!("{}{path}", self.base_url))
+            .unwrap_or_default();
+        let context = DigestContext {
+            content,
+            view_url: &view_url,
+        };
+        PreparedMail::render(&self.templates, &self.site, "digest", context)
     }
 
     /// The whole message, ready for SMTP: headers, both parts (already encoded, from
@@ -479,6 +492,15 @@ struct CommonContext<'a> {
     site: &'a SiteView,
     name: Option<&'a str>,
     unsubscribe_url: String,
+}
+
+/// A digest's shared parts and the link to its archive page ("View in browser"; empty when it
+/// has none).
+#[derive(Serialize, Clone, Copy)]
+struct DigestContext<'a> {
+    #[serde(flatten)]
+    content: &'a DigestContent,
+    view_url: &'a str,
 }
 
 #[derive(Serialize, Clone, Copy)]

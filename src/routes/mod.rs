@@ -2,6 +2,7 @@
 //! nothing under `routes/` holds SQL or talks to SMTP.
 
 pub mod admin;
+mod archive;
 mod client_ip;
 mod error_pages;
 mod errors;
@@ -13,6 +14,7 @@ mod subscriptions;
 mod subscriptions_confirm;
 mod unsubscribe;
 
+pub use archive::{archive_digest, archive_feed, archive_index};
 pub use error_pages::{error_pages, front_door, not_found};
 pub use errors::{ApiError, PageError};
 pub use health::health;

@@ -79,6 +79,35 @@ pub fn check_pages(templates: &Templates, settings: &Settings) -> anyhow::Result
     for page in ["message", "subscribe", "confirm", "unsubscribe"] {
         templates.render_page(page, context(settings, &sample))?;
     }
+    let archive = serde_json::json!({
+        "title": "All digests",
+        "digests": [{"subject": "Latest research", "url": "https://news.example.org/archive/1-latest-research", "date": "7 December 2026"}],
+        "page": 1,
+        "pages": 2,
+        "next_url": null,
+        "previous_url": "https://news.example.org/archive?page=2",
+        "canonical_url": "https://news.example.org/archive",
+        "feed_url": "https://news.example.org/archive.atom",
+        "archive_url": "https://news.example.org/archive",
+        "subject": "Latest research",
+        "date": "7 December 2026",
+        "intro_html": "<p>Two new <strong>studies</strong>.</p>",
+        "intro_text": "Two new **studies**.",
+        "archive_path": "/archive/1-latest-research",
+        "articles": [{
+            "title": "Prolotherapy after failed back surgery",
+            "url": "https://clinic.example/prolotherapy",
+            "summary": "91% better or not worse after 12 months.",
+            "published": "23 November 2026",
+            "image_url": "https://clinic.example/spine.jpg",
+            "image_alt": "An X-ray of a lower spine",
+        }],
+    });
+    for page in ["archive", "archive_digest"] {
+        templates.render_page(page, context(settings, &archive))?;
+    }
+    // The feed renders an entry's content alone, without the page around it.
+    templates.render_page("archive_content", &archive)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Black-box tests through the HTTP API, a real database and a real SMTP server.
 
+mod archive;
 mod browser;
 mod cli;
 mod cors;

@@ -8,7 +8,7 @@ use crate::db::articles::Article;
 
 use super::Staff;
 use crate::db::digests::{
-    CreateDigestError, Digest, SendStart, Transition, cancel_digest as cancel,
+    CreateDigestError, Digest, NewDigest, SendStart, Transition, cancel_digest as cancel,
     create_digest as create, digest_progress, find_digest, list_digests as load_digests,
     pause_digest as pause, queue_digest, resume_digest as resume,
 };
@@ -32,6 +32,13 @@ pub struct DigestBody {
     intro: String,
     article_ids: Option<Vec<i64>>,
     since: Option<String>,
+    /// Shown in the public archive once sent; `false` keeps it out.
+    #[serde(default = "shown_in_archive")]
+    archive: bool,
+}
+
+fn shown_in_archive() -> bool {
+    true
 }
 
 pub async fn create_digest(
@@ -42,10 +49,15 @@ pub async fn create_digest(
     let body = body.into_inner();
     let choice = parse_digest(&body.subject, body.article_ids, body.since.as_deref())
         .map_err(ApiError::Invalid)?;
-    let (subject, intro) = (body.subject.trim().to_string(), body.intro);
+    let new = NewDigest {
+        subject: body.subject.trim().to_string(),
+        intro: body.intro,
+        choice,
+        archive: body.archive,
+    };
     let created = state
         .db
-        .run(move |conn| Ok(create(conn, &subject, &intro, &choice)))
+        .run(move |conn| Ok(create(conn, &new)))
         .await?
         .map_err(|e| match e {
             CreateDigestError::Invalid(message) => ApiError::Invalid(message),

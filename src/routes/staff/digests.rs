@@ -13,7 +13,7 @@ use super::{AdminError, Change, FormData, Signed, render, render_status, see_oth
 use crate::db::articles::{Article, list_articles};
 use crate::db::dashboard::{failed_deliveries, status_counts, summarize};
 use crate::db::digests::{
-    ArticleChoice, CreateDigestError, Digest, DraftChange, SendStart, Transition,
+    CreateDigestError, Digest, DraftChange, NewDigest, SendStart, Transition,
     articles_in_sent_digests, cancel_digest, create_digest, delete_draft, digest_articles,
     digest_progress, find_digest, list_digests, pause_digest, queue_digest, resume_digest,
     update_draft,
@@ -79,6 +79,8 @@ struct ComposePage {
     intro: String,
     intro_html: String,
     articles: Vec<Choice>,
+    /// Shown in the public archive once sent.
+    archive: bool,
     error: Option<String>,
 }
 
@@ -142,13 +144,14 @@ pub async fn new_page(
         intro: String::new(),
         intro_html: String::new(),
         articles: Vec::new(),
+        archive: true,
         error: None,
     };
     compose_page(&signed, &request, &state, page, None, StatusCode::OK).await
 }
 
-/// The subject, intro and ticked articles of a compose form.
-fn composed(form: &FormData) -> Result<(String, String, Vec<i64>), String> {
+/// The subject, intro, ticked articles and archive choice of a compose form.
+fn composed(form: &FormData) -> Result<NewDigest, String> {
     let subject = form.get("subject").to_string();
     let intro = form.raw("intro").replace("\r\n", "\n");
     let ids: Vec<i64> = form
@@ -162,8 +165,13 @@ fn composed(form: &FormData) -> Result<(String, String, Vec<i64>), String> {
     if intro.chars().count() > 20_000 {
         return Err("The introduction can have at most 20,000 characters.".into());
     }
-    parse_digest(&subject, Some(ids.clone()), None).map_err(|e| sentence(&e))?;
-    Ok((subject.trim().to_string(), intro, ids))
+    let choice = parse_digest(&subject, Some(ids), None).map_err(|e| sentence(&e))?;
+    Ok(NewDigest {
+        subject: subject.trim().to_string(),
+        intro,
+        choice,
+        archive: form.get("archive") == "yes",
+    })
 }
 
 fn refused_page(id: Option<i64>, form: &FormData, error: String) -> (ComposePage, BTreeSet<i64>) {
@@ -178,6 +186,7 @@ fn refused_page(id: Option<i64>, form: &FormData, error: String) -> (ComposePage
         intro: form.raw("intro").to_string(),
         intro_html: String::new(),
         articles: Vec::new(),
+        archive: form.get("archive") == "yes",
         error: Some(error),
     };
     (page, chosen)
@@ -189,8 +198,8 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Change { staff, form } = change;
-    let (subject, intro, ids) = match composed(&form) {
-        Ok(fields) => fields,
+    let new = match composed(&form) {
+        Ok(new) => new,
         Err(error) => {
             let (page, chosen) = refused_page(None, &form, error);
             return compose_page(
@@ -208,7 +217,7 @@ pub async fn create(
     let created = state
         .db
         .run(move |conn| {
-            let created = create_digest(conn, &subject, &intro, &ArticleChoice::Ids(ids));
+            let created = create_digest(conn, &new);
             if let Ok((digest, articles)) = &created {
                 log_activity(
                     conn,
@@ -282,6 +291,7 @@ pub async fn edit_page(
         intro: digest.intro,
         intro_html: String::new(),
         articles: Vec::new(),
+        archive: digest.archive,
         error: None,
     };
     compose_page(
@@ -303,8 +313,8 @@ pub async fn update(
 ) -> Result<HttpResponse, AdminError> {
     let Change { staff, form } = change;
     let id = id.into_inner();
-    let (subject, intro, ids) = match composed(&form) {
-        Ok(fields) => fields,
+    let new = match composed(&form) {
+        Ok(new) => new,
         Err(error) => {
             let (page, chosen) = refused_page(Some(id), &form, error);
             return compose_page(
@@ -319,11 +329,11 @@ pub async fn update(
         }
     };
     let actor = staff.actor();
-    let logged = subject.clone();
+    let logged = new.subject.clone();
     let outcome = state
         .db
         .run(move |conn| {
-            let outcome = update_draft(conn, id, &subject, &intro, &ids)?;
+            let outcome = update_draft(conn, id, &new)?;
             if outcome == DraftChange::Done {
                 log_activity(conn, &actor, "edited digest", &format!("{logged} ({id})"))?;
             }

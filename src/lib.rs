@@ -12,6 +12,7 @@ pub mod email;
 pub mod feeds;
 pub mod list_csv;
 pub mod routes;
+pub mod scheduler;
 pub mod startup;
 pub mod telemetry;
 

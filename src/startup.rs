@@ -87,6 +87,8 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: Option<DbWorker>,
+    /// Starts scheduled digests and runs automations; runs wherever a worker does.
+    scheduler: Option<crate::scheduler::Scheduler>,
     db: Db,
 }
 
@@ -158,6 +160,9 @@ impl Application {
             composer: parts.composer.clone(),
             mailer: parts.mailer.clone(),
         });
+        let scheduler = with_worker.then(|| {
+            crate::scheduler::Scheduler::new(parts.db.clone(), settings.clone(), wake.clone())
+        });
         let worker = with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate));
         let server = run_server(listener, state, settings.server.max_body_bytes)?;
         tracing::info!(%address, port, base_url = settings.base_url(), "listening");
@@ -165,6 +170,7 @@ impl Application {
             port,
             server,
             worker,
+            scheduler,
             db: parts.db,
         })
     }
@@ -186,11 +192,17 @@ impl Application {
     /// holds.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let scheduler = self
+            .scheduler
+            .map(|s| tokio::spawn(s.run_until_stopped(stop_rx.clone())));
         let worker = self
             .worker
             .map(|w| tokio::spawn(w.run_until_stopped(stop_rx)));
         let served = self.server.await.context("the HTTP server failed");
         let _ = stop_tx.send(true);
+        if let Some(scheduler) = scheduler {
+            scheduler.await.context("the scheduler panicked")??;
+        }
         if let Some(worker) = worker {
             worker.await.context("the delivery worker panicked")??;
         }

@@ -1,4 +1,4 @@
-//! `newsletter digest create|preview|test|send|pause|resume|cancel|status|list`. The sending
+//! `newsletter digest create|preview|test|send|schedule|pause|resume|cancel|status|list`. The sending
 //! itself is done by a running `serve` or `worker`; `send --wait` watches it.
 
 use std::io::Write;
@@ -11,10 +11,11 @@ use super::{DigestCommand, open_db};
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::digests::{
-    DigestProgress, NewDigest, SendStart, Transition, cancel_digest, create_digest,
-    digest_progress, list_digests, pause_digest, queue_digest, resume_digest,
+    DigestProgress, NewDigest, ScheduleOutcome, SendStart, Transition, cancel_digest,
+    create_digest, digest_progress, list_digests, pause_digest, queue_digest, resume_digest,
+    schedule_digest,
 };
-use crate::digests::{PreviewFormat, parse_digest, preview, send_test};
+use crate::digests::{PreviewFormat, parse_digest, parse_schedule_time, preview, send_test};
 use crate::domain::DigestStatus;
 use crate::startup::build_parts;
 
@@ -93,6 +94,26 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                 wait_for_digest(&db, id).await?;
             }
         }
+        DigestCommand::Schedule { id, at } => {
+            let zone = settings.site.tz();
+            let at =
+                parse_schedule_time(&at, zone, crate::db::now()).map_err(anyhow::Error::msg)?;
+            if let Some(why) = settings.site.not_ready_for_digests() {
+                bail!("digest {id} was not scheduled: {why}");
+            }
+            let db = open_db(settings)?;
+            match db.run(move |conn| schedule_digest(conn, id, at)).await? {
+                ScheduleOutcome::Scheduled => println!(
+                    "digest {id} scheduled for {} ({})\nthe running `newsletter serve` or `newsletter worker` starts it then",
+                    crate::db::staff_time(at),
+                    local_time(at, zone)
+                ),
+                ScheduleOutcome::NotFrom(status) => bail!(
+                    "digest {id} is {status}: only a draft, a scheduled digest or one that missed its time can be scheduled"
+                ),
+                ScheduleOutcome::NotFound => bail!("digest {id} does not exist"),
+            }
+        }
         DigestCommand::Pause { id } => {
             let db = open_db(settings)?;
             let done = db
@@ -153,6 +174,15 @@ pub async fn digest(settings: &Settings, command: DigestCommand) -> anyhow::Resu
                     .collect();
                 println!("failed by cause: {}", causes.join(", "));
             }
+            if let (Some(at), Some(DigestStatus::Scheduled)) =
+                (p.scheduled_at, DigestStatus::parse(&p.status))
+            {
+                println!(
+                    "scheduled for {} ({})",
+                    crate::db::staff_time(at),
+                    local_time(at, settings.site.tz())
+                );
+            }
             if let Some(reason) = p.status_reason {
                 println!("{reason}");
             }
@@ -179,6 +209,16 @@ fn say(id: i64, transition: Transition, done: &str, allowed: &str) -> anyhow::Re
         Transition::NotFound => bail!("digest {id} does not exist"),
     }
     Ok(())
+}
+
+/// A UTC time as the clinic's clock shows it: `2026-12-07 09:00 Europe/Berlin`.
+fn local_time(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> String {
+    use chrono::TimeZone;
+    chrono::Utc
+        .from_utc_datetime(&at)
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 /// A time as staff read it: to the second, saying it is UTC; `-` for none yet.

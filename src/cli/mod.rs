@@ -159,6 +159,15 @@ pub enum DigestCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Send it later: the running `serve` or `worker` starts it at that time. One found more
+    /// than delivery.schedule_grace_minutes late (the service was down) is marked missed and
+    /// not sent. `cancel` takes a scheduled digest back
+    Schedule {
+        id: i64,
+        /// 2026-12-07T09:00:00+01:00 (RFC 3339), or 2026-12-07 09:00 in site.timezone
+        #[arg(long)]
+        at: String,
+    },
     /// Stop a send: the mail in flight finishes, nothing more goes out until `resume`
     Pause { id: i64 },
     /// Go on with a paused send from where it stopped (refusals about us are tried again)
@@ -283,17 +292,22 @@ fn open_db(settings: &Settings) -> anyhow::Result<Db> {
 
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let parts = build_parts(&settings)?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let worker = crate::delivery::DbWorker::from_parts(
         &parts,
         &settings,
-        std::sync::Arc::default(),
+        wake.clone(),
         crate::delivery::DigestGate::default(),
     );
+    let scheduler =
+        crate::scheduler::Scheduler::new(parts.db.clone(), std::sync::Arc::new(settings), wake);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let clock = tokio::spawn(scheduler.run_until_stopped(stop_rx.clone()));
     let running = tokio::spawn(worker.run_until_stopped(stop_rx));
     shutdown_signal().await;
     tracing::info!("stopping: finishing the mail already claimed");
     let _ = stop_tx.send(true);
+    clock.await??;
     running.await?
 }
 

@@ -212,18 +212,22 @@ pub enum SendStart {
     NotFound,
 }
 
-/// Queues one delivery per confirmed subscriber, once per digest, in one statement.
+/// Queues one delivery per confirmed subscriber, once per digest, in one statement: "send now"
+/// of a draft, a scheduled digest (before its time) or one that missed its time.
 pub fn queue_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<SendStart> {
     write_tx(conn, |conn| {
         let now = now();
-        let started = diesel::update(
-            digests::table
-                .find(digest_id)
-                .filter(digests::status.eq(DigestStatus::Draft.as_str())),
-        )
+        let started = diesel::update(digests::table.find(digest_id).filter(
+            digests::status.eq_any([
+                DigestStatus::Draft.as_str(),
+                DigestStatus::Scheduled.as_str(),
+                DigestStatus::Missed.as_str(),
+            ]),
+        ))
         .set((
             digests::status.eq(DigestStatus::Sending.as_str()),
             digests::started_at.eq(now),
+            digests::status_reason.eq(None::<String>),
         ))
         .execute(conn)?;
         if started == 0 {
@@ -234,35 +238,188 @@ pub fn queue_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<S
                 SendStart::NotFound
             });
         }
-        Db::without_statement_timeout(conn)?;
-        // The same statement on both backends but for the placeholder syntax. The digest was a
-        // draft until this transaction, so it has no deliveries yet: a plain INSERT (no
-        // ON CONFLICT, whose speculative insertion made a 1,000,000-row enqueue on PostgreSQL
-        // ~50% slower), with the unique (digest_id, subscriber_id) still as the guard.
-        let queued = match conn {
-            DbConnection::Postgres(c) => diesel::sql_query(
-                "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
-                 SELECT 'digest', 1, s.id, $1, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'confirmed'",
-            )
-            .bind::<BigInt, _>(digest_id)
-            .bind::<Timestamp, _>(now)
-            .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::sql_query(
-                "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
-                 SELECT 'digest', 1, s.id, ?1, 'queued', 0, ?2, ?2 FROM subscribers s WHERE s.status = 'confirmed'",
-            )
-            .bind::<BigInt, _>(digest_id)
-            .bind::<Timestamp, _>(now)
-            .execute(c)?,
-        } as i64;
-        diesel::update(digests::table.find(digest_id))
-            .set(digests::recipients.eq(queued))
-            .execute(conn)?;
-        if queued == 0 {
-            finish_digests_when_done(conn, &BTreeSet::from([digest_id]), now)?;
-        }
-        Ok(SendStart::Queued(queued))
+        Ok(SendStart::Queued(enqueue_recipients(conn, digest_id, now)?))
     })
+}
+
+/// The deliveries of a digest that has just begun sending (in the caller's transaction): one
+/// per confirmed subscriber, in one statement; a digest for nobody is finished at once.
+fn enqueue_recipients(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    now: NaiveDateTime,
+) -> anyhow::Result<i64> {
+    Db::without_statement_timeout(conn)?;
+    // The same statement on both backends but for the placeholder syntax. The digest was a
+    // draft until this transaction, so it has no deliveries yet: a plain INSERT (no
+    // ON CONFLICT, whose speculative insertion made a 1,000,000-row enqueue on PostgreSQL
+    // ~50% slower), with the unique (digest_id, subscriber_id) still as the guard.
+    let queued = match conn {
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
+             SELECT 'digest', 1, s.id, $1, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'confirmed'",
+        )
+        .bind::<BigInt, _>(digest_id)
+        .bind::<Timestamp, _>(now)
+        .execute(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "INSERT INTO deliveries (kind, priority, subscriber_id, digest_id, status, attempts, next_attempt_at, created_at)
+             SELECT 'digest', 1, s.id, ?1, 'queued', 0, ?2, ?2 FROM subscribers s WHERE s.status = 'confirmed'",
+        )
+        .bind::<BigInt, _>(digest_id)
+        .bind::<Timestamp, _>(now)
+        .execute(c)?,
+    } as i64;
+    diesel::update(digests::table.find(digest_id))
+        .set(digests::recipients.eq(queued))
+        .execute(conn)?;
+    if queued == 0 {
+        finish_digests_when_done(conn, &BTreeSet::from([digest_id]), now)?;
+    }
+    Ok(queued)
+}
+
+/// What scheduling a digest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleOutcome {
+    Scheduled,
+    /// Only a draft, a scheduled digest (a new time) or one that missed its time can be
+    /// scheduled; this one is in this status.
+    NotFrom(DigestStatus),
+    NotFound,
+}
+
+/// Schedules a digest to start at `at` (UTC); a scheduled one gets the new time.
+pub fn schedule_digest(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    at: NaiveDateTime,
+) -> anyhow::Result<ScheduleOutcome> {
+    write_tx(conn, |conn| {
+        let changed = diesel::update(digests::table.find(digest_id).filter(
+            digests::status.eq_any([
+                DigestStatus::Draft.as_str(),
+                DigestStatus::Scheduled.as_str(),
+                DigestStatus::Missed.as_str(),
+            ]),
+        ))
+        .set((
+            digests::status.eq(DigestStatus::Scheduled.as_str()),
+            digests::scheduled_at.eq(at),
+            digests::status_reason.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        if changed == 1 {
+            return Ok(ScheduleOutcome::Scheduled);
+        }
+        Ok(
+            match transition(conn, digest_id, 0, DigestStatus::Scheduled)? {
+                Transition::NotFrom(status) => ScheduleOutcome::NotFrom(status),
+                _ => ScheduleOutcome::NotFound,
+            },
+        )
+    })
+}
+
+/// Takes a scheduled digest back to a draft (staff changed their mind before its time).
+pub fn unschedule_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<Transition> {
+    write_tx(conn, |conn| {
+        let changed = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq(DigestStatus::Scheduled.as_str())),
+        )
+        .set((
+            digests::status.eq(DigestStatus::Draft.as_str()),
+            digests::scheduled_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        transition(conn, digest_id, changed, DigestStatus::Draft)
+    })
+}
+
+/// What became of a scheduled digest whose time came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueDigest {
+    /// It began sending: this many deliveries were queued.
+    Started { id: i64, queued: i64 },
+    /// It was not sent: found more than the grace late (the service was down), or the
+    /// service may not send digests (`why`).
+    Missed {
+        id: i64,
+        due: NaiveDateTime,
+        why: &'static str,
+    },
+}
+
+/// Starts the scheduled digests whose time has come, each in its own transaction; those
+/// more than `grace` late become `missed` instead, as do all when `refusal` says why no digest
+/// may go out (no postal address). Each moves only from `scheduled` with the time it was read
+/// with, so of several instances doing this at once, one starts it.
+pub fn start_due_digests(
+    conn: &mut DbConnection,
+    grace: chrono::Duration,
+    refusal: Option<&str>,
+) -> anyhow::Result<Vec<DueDigest>> {
+    let due: Vec<(i64, Option<NaiveDateTime>)> = digests::table
+        .filter(digests::status.eq(DigestStatus::Scheduled.as_str()))
+        .filter(digests::scheduled_at.le(now()))
+        .order(digests::scheduled_at)
+        .select((digests::id, digests::scheduled_at))
+        .load(conn)?;
+    let mut moved = Vec::new();
+    for (id, at) in due {
+        let Some(at) = at else { continue };
+        let outcome = write_tx(conn, |conn| {
+            let now = now();
+            let this = digests::table
+                .find(id)
+                .filter(digests::status.eq(DigestStatus::Scheduled.as_str()))
+                .filter(digests::scheduled_at.eq(at));
+            let missed = match refusal {
+                Some(why) => Some((
+                    "not ready",
+                    format!(
+                        "missed: it was due at {} UTC but was not sent: {why}",
+                        at.format("%Y-%m-%d %H:%M")
+                    ),
+                )),
+                None if now - at > grace => Some((
+                    "too late",
+                    format!(
+                        "missed: it was due at {} UTC, when no worker was running, and was not \
+                         sent late (delivery.schedule_grace_minutes is {}); send it now or \
+                         schedule it again",
+                        at.format("%Y-%m-%d %H:%M"),
+                        grace.num_minutes()
+                    ),
+                )),
+                None => None,
+            };
+            if let Some((why, reason)) = missed {
+                let changed = diesel::update(this)
+                    .set((
+                        digests::status.eq(DigestStatus::Missed.as_str()),
+                        digests::status_reason.eq(reason),
+                    ))
+                    .execute(conn)?;
+                return Ok((changed == 1).then_some(DueDigest::Missed { id, due: at, why }));
+            }
+            let changed = diesel::update(this)
+                .set((
+                    digests::status.eq(DigestStatus::Sending.as_str()),
+                    digests::started_at.eq(now),
+                ))
+                .execute(conn)?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            let queued = enqueue_recipients(conn, id, now)?;
+            Ok(Some(DueDigest::Started { id, queued }))
+        })?;
+        moved.extend(outcome);
+    }
+    Ok(moved)
 }
 
 /// How far a digest's send has come.
@@ -285,6 +442,8 @@ pub struct DigestProgress {
     pub failures: BTreeMap<String, i64>,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// When a scheduled digest is to start (UTC).
+    pub scheduled_at: Option<NaiveDateTime>,
 }
 
 pub fn digest_progress(
@@ -341,6 +500,7 @@ pub fn digest_progress(
         failures,
         started_at: digest.started_at,
         finished_at: digest.finished_at,
+        scheduled_at: digest.scheduled_at,
     }))
 }
 

@@ -52,6 +52,52 @@ pub fn parse_time(text: &str) -> Option<NaiveDateTime> {
         })
 }
 
+/// When a digest is to go out: RFC 3339 with its offset (`2026-12-07T09:00:00+01:00`), or a
+/// time in the site's zone (`2026-12-07 09:00`, `2026-12-07T09:00` as a browser's
+/// `datetime-local` sends it). Stored as UTC; a time that is not in the future is refused.
+pub fn parse_schedule_time(
+    text: &str,
+    zone: chrono_tz::Tz,
+    now: NaiveDateTime,
+) -> Result<NaiveDateTime, String> {
+    use chrono::TimeZone;
+    let text = text.trim();
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.naive_utc(),
+        Err(_) => {
+            let local = [
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S",
+            ]
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+            .ok_or_else(|| {
+                format!(
+                    "{text:?} is not a time like 2026-12-07T09:00:00+01:00 (RFC 3339) or \
+                         2026-12-07 09:00 (in {zone})"
+                )
+            })?;
+            zone.from_local_datetime(&local)
+                .earliest()
+                .ok_or_else(|| {
+                    format!(
+                        "{text} does not exist in {zone}: the clocks skip it; pick another time"
+                    )
+                })?
+                .naive_utc()
+        }
+    };
+    if at <= now {
+        return Err(format!(
+            "{text} is in the past; pick a time to come (it is now {} UTC)",
+            now.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    Ok(at)
+}
+
 /// Checks a new digest's fields (API and CLI).
 pub fn parse_digest(
     subject: &str,
@@ -70,5 +116,40 @@ pub fn parse_digest(
             .map(ArticleChoice::PublishedSince)
             .ok_or_else(|| "since must be a date like 2026-11-01 or 2026-11-01T00:00:00Z".into()),
         (None, None) => Ok(ArticleChoice::NotYetSent),
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    #[test]
+    fn a_schedule_time_is_rfc_3339_or_the_clinics_local_time_and_never_past() {
+        let now = at("2026-12-03 08:00");
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            parse_schedule_time("2026-12-07T09:00:00+01:00", berlin, now),
+            Ok(at("2026-12-07 08:00"))
+        );
+        // Local times are read in the site's zone: 09:00 in Berlin in winter is 08:00 UTC, in
+        // summer 07:00 UTC.
+        assert_eq!(
+            parse_schedule_time("2026-12-07 09:00", berlin, now),
+            Ok(at("2026-12-07 08:00"))
+        );
+        assert_eq!(
+            parse_schedule_time("2027-06-07T09:00", berlin, now),
+            Ok(at("2027-06-07 07:00"))
+        );
+        let gap = parse_schedule_time("2027-03-28 02:30", berlin, now).unwrap_err();
+        assert!(gap.contains("does not exist"), "{gap}");
+        let past = parse_schedule_time("2026-12-03T07:59:00Z", chrono_tz::UTC, now).unwrap_err();
+        assert!(past.contains("in the past"), "{past}");
+        let nonsense = parse_schedule_time("next monday", chrono_tz::UTC, now).unwrap_err();
+        assert!(nonsense.contains("RFC 3339"), "{nonsense}");
     }
 }

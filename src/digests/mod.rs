@@ -6,7 +6,7 @@ mod input;
 mod preview;
 
 pub use content::{assemble, load_content, markdown_to_html};
-pub use input::{parse_article, parse_digest, parse_time};
+pub use input::{parse_article, parse_digest, parse_schedule_time, parse_time};
 pub use preview::{PreviewFormat, TestSendError, preview, send_test};
 
 /// A digest's page in the public archive: its id, then its subject as words of a URL

@@ -22,6 +22,7 @@ mod list_io;
 mod logs;
 mod proxies;
 mod queue;
+mod schedule;
 mod signup_batches;
 mod site;
 mod smtp_faults;

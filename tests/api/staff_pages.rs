@@ -1235,3 +1235,103 @@ async fn a_draft_cannot_be_sent_from_the_pages_without_a_postal_address_and_the_
     );
     app.smtp.wait_for("ann@clinic.example", 1).await;
 }
+
+#[tokio::test]
+async fn staff_schedule_a_draft_on_the_clinics_clock_and_can_take_it_back() {
+    use diesel::prelude::*;
+    use newsletter::db::schema::digests;
+    let app = spawn_app_with(|s| s.site.timezone = "Europe/Berlin".into()).await;
+    add_member(&app, "ann@clinic.example");
+    let token = app.staff_token();
+    let id = app.draft_digest(&token).await;
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let path = format!("/admin/digests/{id}");
+
+    let (_, page) = browser.get(&path).await;
+    let page = page.replace("&#x2f;", "/");
+    assert!(
+        page.contains("Or send it later, at (Europe/Berlin time)"),
+        "{page}"
+    );
+    assert!(page.contains("type=\"datetime-local\""));
+
+    // A time gone by comes back with what was typed and why.
+    let refused = browser
+        .post(&format!("{path}/schedule"), &[("at", "2001-01-05T09:00")])
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("in the past"), "{refused}");
+    assert!(refused.contains("value=\"2001-01-05T09:00\""));
+
+    // 09:00 in Berlin in January is 08:00 UTC.
+    let done = browser
+        .post_ok(&format!("{path}/schedule"), &[("at", "2099-01-05T09:00")])
+        .await;
+    assert_eq!(done, format!("{path}?done=scheduled"));
+    let (_, page) = browser.get(&done).await;
+    let page = page.replace("&#x2f;", "/");
+    assert!(
+        page.contains("5 January 2099, 09:00 (Europe/Berlin)"),
+        "{page}"
+    );
+    assert!(page.contains("Unschedule"), "{page}");
+    assert!(!page.contains("Edit the draft"), "only a draft is edited");
+    let (status, at): (String, Option<chrono::NaiveDateTime>) = app.query(|conn| {
+        digests::table
+            .find(id)
+            .select((digests::status, digests::scheduled_at))
+            .first(conn)
+    });
+    assert_eq!(status, "scheduled");
+    assert_eq!(at.unwrap().to_string(), "2099-01-05 08:00:00");
+
+    let done = browser.post_ok(&format!("{path}/unschedule"), &[]).await;
+    assert_eq!(done, format!("{path}?done=unscheduled"));
+    let (_, page) = browser.get(&done).await;
+    assert!(page.contains("Edit the draft") && !page.contains("Unschedule"));
+    let status: String =
+        app.query(|conn| digests::table.find(id).select(digests::status).first(conn));
+    assert_eq!(status, "draft");
+}
+
+#[tokio::test]
+async fn a_digest_composed_in_the_browser_is_in_the_archive_unless_the_box_is_unticked() {
+    use diesel::prelude::*;
+    use newsletter::db::schema::digests;
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    let token = app.staff_token();
+    app.draft_digest(&token).await;
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, compose) = browser.get("/admin/digests/new").await;
+    assert!(
+        compose.contains("name=\"archive\" value=\"yes\" checked"),
+        "ticked by default:\n{compose}"
+    );
+    let shown = browser
+        .post_ok(
+            "/admin/digests",
+            &[("subject", "Shown"), ("article", "1"), ("archive", "yes")],
+        )
+        .await;
+    let hidden = browser
+        .post_ok("/admin/digests", &[("subject", "Hidden"), ("article", "1")])
+        .await;
+    let archive_of = |location: &str| -> bool {
+        let id: i64 = location
+            .trim_start_matches("/admin/digests/")
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        app.query(|conn| digests::table.find(id).select(digests::archive).first(conn))
+    };
+    assert!(archive_of(&shown));
+    assert!(!archive_of(&hidden));
+    let (_, edit) = browser
+        .get(&format!("{}/edit", hidden.split('?').next().unwrap()))
+        .await;
+    assert!(edit.contains("name=\"archive\" value=\"yes\">"), "{edit}");
+}

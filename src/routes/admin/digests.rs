@@ -8,11 +8,14 @@ use crate::db::articles::Article;
 
 use super::Staff;
 use crate::db::digests::{
-    CreateDigestError, Digest, NewDigest, SendStart, Transition, cancel_digest as cancel,
-    create_digest as create, digest_progress, find_digest, list_digests as load_digests,
-    pause_digest as pause, queue_digest, resume_digest as resume,
+    CreateDigestError, Digest, NewDigest, ScheduleOutcome, SendStart, Transition,
+    cancel_digest as cancel, create_digest as create, digest_progress, find_digest,
+    list_digests as load_digests, pause_digest as pause, queue_digest, resume_digest as resume,
+    schedule_digest as schedule,
 };
-use crate::digests::{PreviewFormat, TestSendError, parse_digest, preview, send_test};
+use crate::digests::{
+    PreviewFormat, TestSendError, parse_digest, parse_schedule_time, preview, send_test,
+};
 use crate::domain::DigestStatus;
 use crate::routes::ApiError;
 use crate::startup::AppState;
@@ -82,13 +85,7 @@ pub async fn digest_status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let progress = state
-        .db
-        .run(move |conn| Ok(digest_progress(conn, id)?))
-        .await?;
-    progress
-        .map(|p| HttpResponse::Ok().json(p))
-        .ok_or_else(|| ApiError::NotFound(format!("digest {id} does not exist")))
+    progress_answer(&state, id).await
 }
 
 async fn require_digest(state: &AppState, id: i64) -> Result<(), ApiError> {
@@ -188,6 +185,55 @@ pub async fn send_digest(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct ScheduleBody {
+    at: String,
+}
+
+/// `POST /admin/api/digests/{id}/schedule {at}`: the worker starts it then. A time in the past
+/// is refused (422), as is a digest that could not go out (409, no postal address).
+pub async fn schedule_digest(
+    staff: Staff,
+    id: web::Path<i64>,
+    body: web::Json<ScheduleBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let at = parse_schedule_time(&body.at, state.settings.site.tz(), crate::db::now())
+        .map_err(ApiError::Invalid)?;
+    if let Some(why) = state.settings.site.not_ready_for_digests() {
+        return Err(ApiError::Conflict(format!(
+            "digest {id} was not scheduled: {why}"
+        )));
+    }
+    match state.db.run(move |conn| schedule(conn, id, at)).await? {
+        ScheduleOutcome::Scheduled => {
+            tracing::info!(staff = %staff.name, digest = id, at = %at, "digest scheduled");
+        }
+        ScheduleOutcome::NotFrom(status) => {
+            return Err(ApiError::Conflict(format!(
+                "digest {id} is {status}; only a draft, a scheduled digest or one that missed \
+                 its time can be scheduled"
+            )));
+        }
+        ScheduleOutcome::NotFound => {
+            return Err(ApiError::NotFound(format!("digest {id} does not exist")));
+        }
+    }
+    progress_answer(&state, id).await
+}
+
+/// The digest's status and counts, as `GET /digests/{id}` answers them.
+async fn progress_answer(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
+    let progress = state
+        .db
+        .run(move |conn| Ok(digest_progress(conn, id)?))
+        .await?;
+    progress
+        .map(|p| HttpResponse::Ok().json(p))
+        .ok_or_else(|| ApiError::NotFound(format!("digest {id} does not exist")))
+}
+
 /// Which way staff move a send.
 #[derive(Debug, Clone, Copy)]
 enum Move {
@@ -260,11 +306,5 @@ async fn move_digest(
             return Err(ApiError::NotFound(format!("digest {id} does not exist")));
         }
     }
-    let progress = state
-        .db
-        .run(move |conn| Ok(digest_progress(conn, id)?))
-        .await?;
-    progress
-        .map(|p| HttpResponse::Ok().json(p))
-        .ok_or_else(|| ApiError::NotFound(format!("digest {id} does not exist")))
+    progress_answer(&state, id).await
 }

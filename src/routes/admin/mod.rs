@@ -36,6 +36,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::post().to(digests::send_test_digest),
         )
         .route("/digests/{id}/send", web::post().to(digests::send_digest))
+        .route(
+            "/digests/{id}/schedule",
+            web::post().to(digests::schedule_digest),
+        )
         .route("/digests/{id}/pause", web::post().to(digests::pause_digest))
         .route(
             "/digests/{id}/resume",

@@ -13,14 +13,15 @@ use super::{AdminError, Change, FormData, Signed, render, render_status, see_oth
 use crate::db::articles::{Article, list_articles};
 use crate::db::dashboard::{failed_deliveries, status_counts, summarize};
 use crate::db::digests::{
-    CreateDigestError, Digest, DraftChange, NewDigest, SendStart, Transition,
+    CreateDigestError, Digest, DraftChange, NewDigest, ScheduleOutcome, SendStart, Transition,
     articles_in_sent_digests, cancel_digest, create_digest, delete_draft, digest_articles,
     digest_progress, find_digest, list_digests, pause_digest, queue_digest, resume_digest,
-    update_draft,
+    schedule_digest, unschedule_digest, update_draft,
 };
 use crate::db::staff::log_activity;
 use crate::digests::{
-    PreviewFormat, TestSendError, markdown_to_html, parse_digest, preview, send_test,
+    PreviewFormat, TestSendError, markdown_to_html, parse_digest, parse_schedule_time, preview,
+    send_test,
 };
 use crate::domain::DigestStatus;
 use crate::startup::AppState;
@@ -398,7 +399,16 @@ struct Failure {
 struct ShowPage {
     digest: Digest,
     articles: Vec<Article>,
+    /// Not sent yet: a draft, a scheduled digest, or one that missed its time.
     is_draft: bool,
+    /// Only a draft's content changes.
+    can_edit: bool,
+    /// When a scheduled digest goes out, on the clinic's clock.
+    scheduled_for: Option<String>,
+    /// The clinic's time zone, which "Send later" is read in.
+    timezone: String,
+    schedule_at: String,
+    schedule_error: Option<String>,
     live: bool,
     can_pause: bool,
     can_resume: bool,
@@ -451,16 +461,25 @@ fn progress_of(conn: &mut crate::db::DbConnection, digest: Digest) -> anyhow::Re
     })
 }
 
+/// What a form of the digest's page was refused for, shown on it with what was typed.
+enum Refused {
+    Test { email: String, error: String },
+    Schedule { at: String, error: String },
+}
+
 async fn show_page(
     signed: &Signed,
     request: &HttpRequest,
     state: &AppState,
     id: i64,
-    test_error: Option<(String, String)>,
+    refused: Option<Refused>,
 ) -> Result<HttpResponse, AdminError> {
     let (digest, articles) = load_draft(state, id).await?;
-    let is_draft = digest.status == DigestStatus::Draft.as_str();
     let status = DigestStatus::parse(&digest.status);
+    let is_draft = matches!(
+        status,
+        Some(DigestStatus::Draft | DigestStatus::Scheduled | DigestStatus::Missed)
+    );
     let shown = digest.clone();
     let (confirmed, progress, failures) = state
         .db
@@ -484,12 +503,24 @@ async fn show_page(
     } else {
         String::new()
     };
-    let (test_email, test_error) = match test_error {
-        Some((email, error)) => (email, Some(error)),
-        None => (signed.member.email.clone(), None),
-    };
+    let zone = state.settings.site.tz();
+    let (mut test_email, mut test_error) = (signed.member.email.clone(), None);
+    let (mut schedule_at, mut schedule_error) = (String::new(), None);
+    match refused {
+        Some(Refused::Test { email, error }) => (test_email, test_error) = (email, Some(error)),
+        Some(Refused::Schedule { at, error }) => (schedule_at, schedule_error) = (at, Some(error)),
+        None => {}
+    }
     let page = ShowPage {
         is_draft,
+        can_edit: matches!(status, Some(DigestStatus::Draft)),
+        scheduled_for: digest
+            .scheduled_at
+            .filter(|_| matches!(status, Some(DigestStatus::Scheduled)))
+            .map(|at| local_time(at, zone)),
+        timezone: zone.to_string(),
+        schedule_at,
+        schedule_error,
         live: matches!(status, Some(DigestStatus::Sending)),
         can_pause: matches!(status, Some(DigestStatus::Sending)),
         can_resume: matches!(status, Some(DigestStatus::Paused)),
@@ -513,7 +544,7 @@ async fn show_page(
         digest,
     };
     let title = page.digest.subject.clone();
-    let status = if page.test_error.is_some() {
+    let status = if page.test_error.is_some() || page.schedule_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -612,10 +643,10 @@ pub async fn test(
                 &request,
                 &state,
                 id,
-                Some((
-                    to,
-                    format!("That is not an address we can send to: {message}."),
-                )),
+                Some(Refused::Test {
+                    email: to,
+                    error: format!("That is not an address we can send to: {message}."),
+                }),
             )
             .await
         }
@@ -625,7 +656,10 @@ pub async fn test(
                 &request,
                 &state,
                 id,
-                Some((to, format!("The test was not sent: {e}."))),
+                Some(Refused::Test {
+                    email: to,
+                    error: format!("The test was not sent: {e}."),
+                }),
             )
             .await
         }
@@ -648,9 +682,11 @@ pub async fn confirm_page(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let (digest, _) = load_draft(&state, id).await?;
-    if digest.status != DigestStatus::Draft.as_str()
-        || state.settings.site.not_ready_for_digests().is_some()
-    {
+    let sendable = matches!(
+        DigestStatus::parse(&digest.status),
+        Some(DigestStatus::Draft | DigestStatus::Scheduled | DigestStatus::Missed)
+    );
+    if !sendable || state.settings.site.not_ready_for_digests().is_some() {
         return Ok(see_other(&format!("/admin/digests/{id}")));
     }
     let confirmed = state
@@ -749,6 +785,83 @@ pub async fn send(
         SendStart::AlreadyStarted => Ok(see_other(&format!("/admin/digests/{id}"))),
         SendStart::NotFound => Err(missing(id)),
     }
+}
+
+/// "Send later": the worker starts it at that time, read in the clinic's time zone.
+pub async fn schedule(
+    change: Change,
+    request: HttpRequest,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Change { staff, form } = change;
+    let id = id.into_inner();
+    let typed = form.get("at").to_string();
+    let refuse = |error: String| Refused::Schedule {
+        at: typed.clone(),
+        error,
+    };
+    let zone = state.settings.site.tz();
+    let at = match parse_schedule_time(&typed, zone, crate::db::now()) {
+        Ok(at) => at,
+        Err(error) => {
+            let error = refuse(sentence(&error));
+            return show_page(&staff, &request, &state, id, Some(error)).await;
+        }
+    };
+    if let Some(why) = state.settings.site.not_ready_for_digests() {
+        return Err(AdminError::BadRequest(format!(
+            "This digest was not scheduled: {why}."
+        )));
+    }
+    let actor = staff.actor();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let outcome = schedule_digest(conn, id, at)?;
+            if outcome == ScheduleOutcome::Scheduled {
+                let detail = format!("digest {id} for {}", crate::db::staff_time(at));
+                log_activity(conn, &actor, "scheduled digest", &detail)?;
+            }
+            Ok(outcome)
+        })
+        .await?;
+    match outcome {
+        ScheduleOutcome::Scheduled => Ok(see_other(&format!("/admin/digests/{id}?done=scheduled"))),
+        ScheduleOutcome::NotFrom(status) => Err(not_draft(id, status.as_str())),
+        ScheduleOutcome::NotFound => Err(missing(id)),
+    }
+}
+
+/// Takes a scheduled digest back to a draft.
+pub async fn unschedule(
+    change: Change,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let actor = change.staff.actor();
+    let done = state
+        .db
+        .run(move |conn| {
+            let done = unschedule_digest(conn, id)?;
+            if let Transition::Done(_) = done {
+                log_activity(conn, &actor, "unscheduled digest", &format!("digest {id}"))?;
+            }
+            Ok(done)
+        })
+        .await?;
+    match done {
+        Transition::NotFound => Err(missing(id)),
+        _ => Ok(see_other(&format!("/admin/digests/{id}?done=unscheduled"))),
+    }
+}
+
+/// A UTC time on the clinic's clock, for staff: `7 December 2026, 09:00 (Europe/Berlin)`.
+fn local_time(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> String {
+    use chrono::TimeZone;
+    let local = chrono::Utc.from_utc_datetime(&at).with_timezone(&zone);
+    format!("{} ({zone})", local.format("%-d %B %Y, %H:%M"))
 }
 
 #[derive(Clone, Copy)]

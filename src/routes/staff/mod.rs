@@ -60,6 +60,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/digests/{id}/test", post().to(digests::test))
         .route("/digests/{id}/send", get().to(digests::confirm_page))
         .route("/digests/{id}/send", post().to(digests::send))
+        .route("/digests/{id}/schedule", post().to(digests::schedule))
+        .route("/digests/{id}/unschedule", post().to(digests::unschedule))
         .route("/digests/{id}/cancel", get().to(digests::cancel_page))
         .route(
             "/digests/{id}/{action:pause|resume|cancel}",
@@ -214,6 +216,8 @@ fn notice(request: &HttpRequest) -> Option<&'static str> {
         "draft-deleted" => "The draft was deleted.",
         "test-sent" => "The test was sent. It should arrive within a minute.",
         "sending" => "The digest is being sent.",
+        "scheduled" => "The digest is scheduled. It goes out at that time by itself.",
+        "unscheduled" => "The digest is a draft again; nothing is scheduled.",
         "paused" => "The send is paused. Nothing more goes out until you resume it.",
         "resumed" => "The send goes on.",
         "cancelled" => "The send was cancelled. What had not gone out will not be sent.",

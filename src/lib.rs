@@ -2,6 +2,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod automations;
 pub mod cli;
 pub mod configuration;
 pub mod db;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub login_limiter: routes::staff::LoginLimiter,
     pub composer: Arc<Composer>,
     pub mailer: Mailer,
+    /// Runs an automation when staff ask (the scheduler runs them on their schedule).
+    pub automations: crate::automations::Runner,
 }
 
 /// Signups per client address per minute (GCRA, so a burst up to the limit is fine).
@@ -159,10 +161,16 @@ impl Application {
             ),
             composer: parts.composer.clone(),
             mailer: parts.mailer.clone(),
+            automations: crate::automations::Runner::new(
+                parts.db.clone(),
+                settings.clone(),
+                parts.composer.clone(),
+                parts.mailer.clone(),
+                wake.clone(),
+            ),
         });
-        let scheduler = with_worker.then(|| {
-            crate::scheduler::Scheduler::new(parts.db.clone(), settings.clone(), wake.clone())
-        });
+        let scheduler = with_worker
+            .then(|| crate::scheduler::Scheduler::new(&parts, settings.clone(), wake.clone()));
         let worker = with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate));
         let server = run_server(listener, state, settings.server.max_body_bytes)?;
         tracing::info!(%address, port, base_url = settings.base_url(), "listening");

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::startup::{Application, build_parts};
 
 mod articles;
+mod automations;
 mod digests;
 mod staff;
 mod subscribers;
@@ -56,6 +57,38 @@ pub enum Command {
     /// The templates of pages and mail
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Digests that make themselves from the site's feed on a schedule
+    #[command(subcommand)]
+    Automation(AutomationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutomationCommand {
+    /// Poll a feed on a schedule and make a digest of its new items
+    Add {
+        /// The site's RSS or Atom feed
+        #[arg(long)]
+        feed: String,
+        /// Crontab: minute hour day-of-month month day-of-week, in site.timezone
+        /// ("0 9 * * MON": every Monday at 09:00)
+        #[arg(long)]
+        schedule: String,
+        /// The digest's subject; {{ date }} is the run's date, {{ count }} its new articles
+        #[arg(long)]
+        subject: String,
+        /// draft: make it and mail staff "ready for review"; send: send it
+        #[arg(long, value_parser = ["draft", "send"])]
+        mode: String,
+        /// Who gets "ready for review" (default: every staff account)
+        #[arg(long, value_delimiter = ',')]
+        notify: Option<Vec<String>>,
+    },
+    /// List automations with their next and last runs
+    List,
+    /// Remove an automation (the digests it made stay)
+    Remove { id: i64 },
+    /// Run an automation now
+    Run { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Articles(command) => articles::articles(&settings, command).await,
         Command::Digest(command) => digests::digest(&settings, command).await,
         Command::Subscribers(command) => subscribers::subscribers(&settings, command).await,
+        Command::Automation(command) => automations::automation(settings, command).await,
         Command::Templates(command) => templates(&settings, command),
     }
 }
@@ -299,8 +333,7 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         wake.clone(),
         crate::delivery::DigestGate::default(),
     );
-    let scheduler =
-        crate::scheduler::Scheduler::new(parts.db.clone(), std::sync::Arc::new(settings), wake);
+    let scheduler = crate::scheduler::Scheduler::new(&parts, std::sync::Arc::new(settings), wake);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let clock = tokio::spawn(scheduler.run_until_stopped(stop_rx.clone()));
     let running = tokio::spawn(worker.run_until_stopped(stop_rx));

@@ -51,26 +51,28 @@ pub fn insert_article(
     })
 }
 
-/// Stores the new ones of a feed's items in one transaction: (imported, skipped).
+/// Stores the new ones of a feed's items in one transaction: the ids of those imported, and
+/// how many were known already.
 pub fn import_articles(
     conn: &mut DbConnection,
     items: &[NewArticle],
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<(Vec<i64>, usize)> {
     write_tx(conn, |conn| {
-        let mut imported = 0;
+        let mut imported = Vec::new();
         for item in items {
             if is_known(conn, item)? {
                 continue;
             }
-            insert(conn, item)?;
-            imported += 1;
+            imported.push(insert(conn, item)?);
         }
-        Ok((imported, items.len() - imported))
+        let skipped = items.len() - imported.len();
+        Ok((imported, skipped))
     })
 }
 
-fn insert(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<usize> {
-    diesel::insert_into(articles::table)
+/// Stores one article; its id.
+fn insert(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<i64> {
+    crate::on_backend!(conn, |c| diesel::insert_into(articles::table)
         .values((
             articles::title.eq(&article.title),
             articles::url.eq(&article.url),
@@ -81,7 +83,8 @@ fn insert(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<usize> {
             articles::image_url.eq(article.image.as_ref().map(|(url, _)| url)),
             articles::image_alt.eq(article.image.as_ref().map(|(_, alt)| alt)),
         ))
-        .execute(conn)
+        .returning(articles::id)
+        .get_result(c))
 }
 
 fn is_known(conn: &mut DbConnection, article: &NewArticle) -> QueryResult<bool> {

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod articles;
+pub mod automations;
 pub mod dashboard;
 pub mod digests;
 pub mod events;

@@ -70,6 +70,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    automations (id) {
+        id -> BigInt,
+        feed_url -> Text,
+        schedule -> Text,
+        subject -> Text,
+        mode -> Text,
+        notify -> Nullable<Text>,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        next_run_at -> Timestamp,
+        last_run_at -> Nullable<Timestamp>,
+        last_outcome -> Nullable<Text>,
+        last_digest_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     digest_articles (digest_id, article_id) {
         digest_id -> BigInt,
         article_id -> BigInt,
@@ -207,11 +225,13 @@ diesel::joinable!(staff_recovery_codes -> staff_members (staff_id));
 diesel::joinable!(subscriber_events -> subscribers (subscriber_id));
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
+diesel::joinable!(automations -> digests (last_digest_id));
 diesel::joinable!(deliveries -> digests (digest_id));
 diesel::joinable!(digest_articles -> digests (digest_id));
 diesel::joinable!(digest_articles -> articles (article_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    automations,
     subscribers,
     subscriber_events,
     confirmation_tokens,

@@ -93,19 +93,11 @@ pub async fn send_test(
         composer.render_wire(&letter, Some(&prepared(db, composer, digest_id).await?))?;
     mail.subject = format!("[Test] {}", mail.subject);
     let message = composer.build_wire(&letter, mail)?;
-    let mut session = mailer.session();
-    let outcome = session
-        .send(
-            message.envelope(),
-            &message.formatted(),
-            &format!(
-                "test-digest-{digest_id}-{}",
-                chrono::Utc::now().timestamp_millis()
-            ),
-        )
-        .await;
-    session.close().await;
-    outcome?;
+    let name = format!(
+        "test-digest-{digest_id}-{}",
+        chrono::Utc::now().timestamp_millis()
+    );
+    mailer.send_now(&message, &name).await?;
     tracing::info!(digest = digest_id, to = %email.masked(), "test digest sent");
     Ok(())
 }

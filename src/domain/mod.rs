@@ -12,7 +12,8 @@ mod token;
 pub use link_limit::LinkLimit;
 pub use smtp_reply::{SmtpStage, Verdict, classify_refusal};
 pub use status::{
-    DeliveryKind, DeliveryStatus, DigestStatus, EventKind, FailureKind, SubscriberStatus,
+    AutomationMode, DeliveryKind, DeliveryStatus, DigestStatus, EventKind, FailureKind,
+    SubscriberStatus,
 };
 pub use subscriber_email::SubscriberEmail;
 pub use subscriber_email::{email_key, mask as mask_address, mask_addresses_in};

@@ -115,3 +115,13 @@ impl DeliveryKind {
         }
     }
 }
+
+text_enum!(
+    /// What an automation does with the digest it makes.
+    AutomationMode {
+        /// Leaves it as a draft and mails staff "ready for review".
+        Draft => "draft",
+        /// Sends it.
+        Send => "send",
+    }
+);

@@ -132,6 +132,7 @@ impl Composer {
         };
         // A digest template that cannot render stops start-up, not a send.
         composer.prepare_digest(&DigestContent::sample())?;
+        composer.staff_mail("staff@example.org", "review", ReviewMail::sample())?;
         Ok(composer)
     }
 
@@ -264,6 +265,46 @@ impl Composer {
         Ok(self.signed(message))
     }
 
+    /// A mail to a staff member (not a reader: no list headers, no unsubscribe link), such as
+    /// "ready for review", rendered from `email_templates/<mail>/`.
+    pub fn staff_mail(
+        &self,
+        to: &str,
+        mail: &str,
+        context: impl Serialize,
+    ) -> anyhow::Result<Message> {
+        let common = CommonContext {
+            site_name: &self.site.name,
+            site_url: &self.site.url,
+            site: &self.site,
+            name: None,
+            unsubscribe_url: String::new(),
+        };
+        let rendered = self.templates.render_email(
+            mail,
+            With {
+                common,
+                extra: context,
+            },
+        )?;
+        let to = SubscriberEmail::parse(to)
+            .map_err(anyhow::Error::msg)?
+            .to_address()
+            .context("a staff address")?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(rendered.subject)
+            .message_id(Some(self.one_off_message_id(mail)))
+            .date_now()
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .context("building the message")?;
+        Ok(self.signed(message))
+    }
+
     fn signed(&self, mut message: Message) -> Message {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
@@ -305,6 +346,33 @@ impl Composer {
             builder = builder.raw_header(header("Precedence", "bulk".into()));
         }
         Ok(builder)
+    }
+}
+
+/// "Ready for review" (or "made, but not sent"): a digest an automation made, for staff.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewMail {
+    pub subject: String,
+    pub feed_url: String,
+    pub count: usize,
+    pub titles: Vec<String>,
+    pub review_url: String,
+    /// True: a draft waits for review. False: it was to be sent, and `problem` says why not.
+    pub ready: bool,
+    pub problem: Option<String>,
+}
+
+impl ReviewMail {
+    fn sample() -> ReviewMail {
+        ReviewMail {
+            subject: "Latest research: 7 December 2026".into(),
+            feed_url: "https://clinic.example/feed.xml".into(),
+            count: 1,
+            titles: vec!["Prolotherapy after failed back surgery".into()],
+            review_url: "https://news.example.org/admin/digests/1".into(),
+            ready: true,
+            problem: None,
+        }
     }
 }
 

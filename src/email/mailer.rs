@@ -115,6 +115,17 @@ impl Mailer {
     }
 
     /// A session for one sending task; SMTP sessions keep their connection between messages.
+    /// Sends one message now on a connection of its own (a test copy, a mail to staff);
+    /// `name` names its outbox file.
+    pub async fn send_now(&self, message: &lettre::Message, name: &str) -> Result<(), SendError> {
+        let mut session = self.session();
+        let outcome = session
+            .send(message.envelope(), &message.formatted(), name)
+            .await;
+        session.close().await;
+        outcome
+    }
+
     pub fn session(&self) -> MailSession {
         MailSession {
             mailer: self.clone(),

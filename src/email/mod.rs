@@ -8,6 +8,8 @@ mod mailer;
 mod templates;
 mod wire;
 
-pub use compose::{ArticleView, Composer, DigestContent, Letter, PreparedMail, WireMail};
+pub use compose::{
+    ArticleView, Composer, DigestContent, Letter, PreparedMail, ReviewMail, WireMail,
+};
 pub use mailer::{MailSession, Mailer, SendError};
 pub use templates::{RenderedEmail, SiteView, Templates, export_builtins};

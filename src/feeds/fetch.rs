@@ -149,7 +149,42 @@ fn check_target(url: &url::Url, policy: &FetchPolicy) -> Result<(), Problem> {
     }
 }
 
+/// What a feed's server said of the copy it sent (`ETag`, `Last-Modified`), to ask next time
+/// whether it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A conditional fetch's answer.
+#[derive(Debug)]
+pub enum Fetched {
+    /// 304: the feed is as it was.
+    NotModified,
+    Body {
+        bytes: Vec<u8>,
+        validators: Validators,
+    },
+}
+
 pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FeedError> {
+    match fetch_if_changed(url, policy, &Validators::default()).await? {
+        Fetched::Body { bytes, .. } => Ok(bytes),
+        Fetched::NotModified => Err(FeedError::Fetch(
+            "its server answered 304 Not Modified to a plain request".into(),
+        )),
+    }
+}
+
+/// Fetches a feed unless it is unchanged since the copy `since` describes (`If-None-Match`,
+/// `If-Modified-Since`), so polling a feed that did not change costs its server nothing.
+pub async fn fetch_if_changed(
+    url: &str,
+    policy: &FetchPolicy,
+    since: &Validators,
+) -> Result<Fetched, FeedError> {
+    use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
     crate::install_crypto_provider();
     let parsed = url::Url::parse(url).map_err(|_| FeedError::Refused("it is not a URL".into()))?;
     check_target(&parsed, policy).map_err(|p| FeedError::Refused(p.to_string()))?;
@@ -177,8 +212,18 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FeedError
         ))
         .build()
         .map_err(|e| FeedError::Fetch(format!("no HTTP client: {e}")))?;
-    let mut response = client.get(parsed).send().await.map_err(explain)?;
+    let mut request = client.get(parsed);
+    if let Some(etag) = &since.etag {
+        request = request.header(IF_NONE_MATCH, etag);
+    }
+    if let Some(modified) = &since.last_modified {
+        request = request.header(IF_MODIFIED_SINCE, modified);
+    }
+    let mut response = request.send().await.map_err(explain)?;
     let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::NotModified);
+    }
     // A redirect reqwest did not follow went somewhere other than http(s).
     if status.is_redirection() {
         return Err(FeedError::Refused(Problem::NotHttp.to_string()));
@@ -186,6 +231,17 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FeedError
     if !status.is_success() {
         return Err(FeedError::Fetch(format!("its server answered {status}")));
     }
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let validators = Validators {
+        etag: header(ETAG),
+        last_modified: header(LAST_MODIFIED),
+    };
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(explain)? {
         if body.len() + chunk.len() > MAX_FEED_BYTES {
@@ -196,7 +252,10 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FeedError
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Fetched::Body {
+        bytes: body,
+        validators,
+    })
 }
 
 /// A failed request in words, without the addresses and library details behind it (those

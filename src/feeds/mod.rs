@@ -5,7 +5,7 @@
 mod fetch;
 mod parse;
 
-pub use fetch::{FetchPolicy, MAX_FEED_BYTES, is_public};
+pub use fetch::{FetchPolicy, Fetched, MAX_FEED_BYTES, Validators, fetch_if_changed, is_public};
 pub use parse::{parse_feed, plain_text};
 
 use crate::db::Db;
@@ -41,14 +41,9 @@ pub async fn import_feed(
             .map_err(|e| FeedError::Fetch(format!("reading {source}: {e}")))?
     };
     let items = parse_feed(&bytes, remote.then_some(source))?;
-    let imported = db.run(move |conn| import_articles(conn, &items)).await?;
-    tracing::info!(
-        source,
-        imported = imported.0,
-        skipped = imported.1,
-        "feed imported"
-    );
-    Ok(imported)
+    let (imported, skipped) = db.run(move |conn| import_articles(conn, &items)).await?;
+    tracing::info!(source, imported = imported.len(), skipped, "feed imported");
+    Ok((imported.len(), skipped))
 }
 
 /// An error and its causes on one line, for the log.

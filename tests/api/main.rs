@@ -1,6 +1,7 @@
 //! Black-box tests through the HTTP API, a real database and a real SMTP server.
 
 mod archive;
+mod automations;
 mod browser;
 mod cli;
 mod cors;

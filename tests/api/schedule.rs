@@ -142,7 +142,7 @@ async fn a_digest_found_more_than_an_hour_late_is_missed_and_one_within_the_hour
     // The service comes back.
     let worker = app.worker(|_| {});
     let scheduler = newsletter::scheduler::Scheduler::new(
-        app.db.clone(),
+        &newsletter::startup::build_parts(&app.settings).unwrap(),
         std::sync::Arc::new(app.settings.clone()),
         Default::default(),
     );

@@ -1,6 +1,7 @@
 //! The staff API under `/admin/api`: every request carries `Authorization: Bearer <token>`.
 
 mod articles;
+mod automations;
 mod digests;
 
 mod feeds_import;
@@ -13,6 +14,8 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::Deserialize;
 
+pub use automations::AutomationView;
+
 use super::ApiError;
 use crate::db::staff_tokens::authenticate_staff_token;
 use crate::domain::hash_token;
@@ -24,6 +27,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/articles", web::post().to(articles::create_article))
         .route("/articles", web::get().to(articles::list_articles))
         .route("/feeds/import", web::post().to(feeds_import::import_feed))
+        .route(
+            "/automations",
+            web::post().to(automations::create_automation),
+        )
+        .route("/automations", web::get().to(automations::list))
+        .route("/automations/{id}", web::delete().to(automations::remove))
+        .route(
+            "/automations/{id}/run",
+            web::post().to(automations::run_now),
+        )
         .route("/digests", web::post().to(digests::create_digest))
         .route("/digests", web::get().to(digests::list_digests))
         .route("/digests/{id}", web::get().to(digests::digest_status))

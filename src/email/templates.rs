@@ -77,6 +77,7 @@ pub const TEMPLATES: &[Builtin] = embedded! {
     "pages/admin/staff.html" => "templates/admin/staff.html",
     "pages/admin/activity.html" => "templates/admin/activity.html",
     "pages/admin/account.html" => "templates/admin/account.html",
+    "pages/admin/automations.html" => "templates/admin/automations.html",
 };
 
 /// What every page and mail shows of the site: its name, a way back to it, and the footer the

@@ -392,6 +392,28 @@ async fn a_person_runs_the_newsletter_in_the_browser() {
         assert_eq!(app.smtp.wait_for(reader, 1).await.len(), 1);
     }
 
+    // What went out is in the public archive, as readers' "View in browser" opens it.
+    c.goto(&app.url("/archive")).await.unwrap();
+    check_page(&c, "All digests").await;
+    screenshot(&c, "archive").await;
+    link(&c, "Latest research").await.click().await.unwrap();
+    check_page(&c, "Latest research").await;
+    assert!(body_text(&c).await.contains("Get the next one by mail"));
+    screenshot(&c, "archive-digest").await;
+
+    // An automation: added, run now, its outcome shown.
+    c.goto(&app.url("/admin/automations")).await.unwrap();
+    check_page(&c, "Automations").await;
+    fill(&c, "#feed_url", &serve_feed(FEED)).await;
+    button(&c, "Add automation").await.click().await.unwrap();
+    wait_for_text(&c, "The automation was added.", false).await;
+    check_page(&c, "Automations").await;
+    button(&c, "Run now").await.click().await.unwrap();
+    wait_for_text(&c, "The automation ran", false).await;
+    assert!(body_text(&c).await.contains("nothing new"), "the feed was imported already");
+    check_page(&c, "Automations").await;
+    screenshot(&c, "automations").await;
+
     // Find a person by name and erase them.
     link(&c, "Subscribers").await.click().await.unwrap();
     check_page(&c, "Subscribers").await;

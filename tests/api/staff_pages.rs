@@ -1335,3 +1335,69 @@ async fn a_digest_composed_in_the_browser_is_in_the_archive_unless_the_box_is_un
         .await;
     assert!(edit.contains("name=\"archive\" value=\"yes\">"), "{edit}");
 }
+
+#[tokio::test]
+async fn staff_add_run_and_remove_an_automation_in_the_browser() {
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (status, page) = browser.get("/admin/automations").await;
+    let page = page.replace("&#x2f;", "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("No automations yet"), "{page}");
+    assert!(page.contains("value=\"0 9 * * MON\""), "a sensible first schedule");
+    assert!(page.contains("href=\"/admin/automations\" aria-current=\"page\""));
+
+    // A schedule that is not one comes back with what was typed and why.
+    let feed = crate::helpers::serve_feed(crate::helpers::FEED);
+    let refused = browser
+        .post(
+            "/admin/automations",
+            &[
+                ("feed_url", feed.as_str()),
+                ("schedule", "every monday"),
+                ("subject", "Latest research"),
+                ("mode", "draft"),
+                ("notify", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("must have 5 fields"), "{refused}");
+    assert!(refused.contains("value=\"every monday\""));
+
+    let done = browser
+        .post_ok(
+            "/admin/automations",
+            &[
+                ("feed_url", feed.as_str()),
+                ("schedule", "0 9 * * MON"),
+                ("subject", "Latest research: {{ date }}"),
+                ("mode", "draft"),
+                ("notify", "ann@clinic.example"),
+            ],
+        )
+        .await;
+    assert_eq!(done, "/admin/automations?done=automation-added");
+    let (_, page) = browser.get(&done).await;
+    assert!(page.contains("The automation was added."));
+    assert!(page.contains("a draft to review") && page.contains("not yet"), "{page}");
+
+    let done = browser.post_ok("/admin/automations/1/run", &[]).await;
+    assert_eq!(done, "/admin/automations?done=automation-ran");
+    let (_, page) = browser.get(&done).await;
+    let page = page.replace("&#x2f;", "/");
+    assert!(page.contains("ready for review"), "{page}");
+    assert!(page.contains("<a href=\"/admin/digests/1\">Open digest 1</a>"), "{page}");
+    let review = app.smtp.wait_for("ann@clinic.example", 1).await;
+    assert!(review[0].subject().starts_with("Ready for review: Latest research: "));
+
+    let done = browser.post_ok("/admin/automations/1/delete", &[]).await;
+    let (_, page) = browser.get(&done).await;
+    assert!(page.contains("The automation was removed.") && page.contains("No automations yet"));
+    assert_eq!(
+        browser.post("/admin/automations/1/run", &[]).await.status().as_u16(),
+        404
+    );
+}

@@ -5,6 +5,7 @@
 mod account;
 mod activity;
 mod articles;
+mod automations;
 mod auth;
 mod dashboard;
 mod digests;
@@ -47,6 +48,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/articles/{id}", get().to(articles::edit_page))
         .route("/articles/{id}", post().to(articles::update))
         .route("/articles/{id}/delete", post().to(articles::delete))
+        .route("/automations", get().to(automations::list))
+        .route("/automations", post().to(automations::create))
+        .route("/automations/{id}/run", post().to(automations::run))
+        .route("/automations/{id}/delete", post().to(automations::delete))
         .route("/digests", get().to(digests::list))
         .route("/digests", post().to(digests::create))
         .route("/digests/new", get().to(digests::new_page))
@@ -216,6 +221,9 @@ fn notice(request: &HttpRequest) -> Option<&'static str> {
         "draft-deleted" => "The draft was deleted.",
         "test-sent" => "The test was sent. It should arrive within a minute.",
         "sending" => "The digest is being sent.",
+        "automation-added" => "The automation was added. It runs at its next time by itself.",
+        "automation-ran" => "The automation ran; its row says what it did.",
+        "automation-removed" => "The automation was removed. The digests it made stay.",
         "scheduled" => "The digest is scheduled. It goes out at that time by itself.",
         "unscheduled" => "The digest is a draft again; nothing is scheduled.",
         "paused" => "The send is paused. Nothing more goes out until you resume it.",

@@ -139,6 +139,9 @@ pub struct SiteSettings {
     pub logo_url: String,
     /// Buttons and links on pages and in mail: `#rgb` or `#rrggbb`.
     pub accent_color: String,
+    /// The language of the public pages and readers' mail: `en` or `de` built in, or any
+    /// other with `translations/<code>.toml` in `templates.dir`. Checked at start-up.
+    pub language: String,
     /// An IANA time zone (`Europe/Berlin`): automations' schedules are read in it, and dates
     /// on the archive pages are shown in it. Checked at start-up.
     pub timezone: String,

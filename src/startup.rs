@@ -122,7 +122,10 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
 /// mail is rendered once on the way, so a broken template stops start-up (and `templates check`)
 /// naming its file.
 pub fn load_templates(settings: &Settings) -> anyhow::Result<(Arc<Templates>, Arc<Composer>)> {
-    let templates = Arc::new(Templates::load_from(settings.templates.dir())?);
+    let templates = Arc::new(Templates::load_from(
+        settings.templates.dir(),
+        &settings.site.language,
+    )?);
     crate::routes::check_pages(&templates, settings)?;
     let composer = Arc::new(Composer::new(settings, templates.clone())?);
     Ok((templates, composer))

@@ -82,13 +82,12 @@ pub fn render_subject(template: &str, date: &str, count: usize) -> Result<String
     Ok(subject.to_string())
 }
 
-/// A date on the clinic's clock, as subjects and pages show it.
-pub fn local_date(at: NaiveDateTime, zone: chrono_tz::Tz) -> String {
+/// The day it is at `at` (UTC) on the clinic's clock.
+pub fn local_date(at: NaiveDateTime, zone: chrono_tz::Tz) -> chrono::NaiveDate {
     chrono::Utc
         .from_utc_datetime(&at)
         .with_timezone(&zone)
-        .format("%-d %B %Y")
-        .to_string()
+        .date_naive()
 }
 
 /// Checks an automation and works out its first run after `now`.
@@ -111,7 +110,7 @@ pub fn parse_automation(
         )
     })?;
     let subject = input.subject.trim();
-    render_subject(subject, &local_date(now, zone), 3)?;
+    render_subject(subject, &local_date(now, zone).to_string(), 3)?;
     let mode = AutomationMode::parse(input.mode.trim())
         .ok_or("mode must be draft (make it and mail staff to review it) or send")?;
     let notify: Vec<String> = input

@@ -155,7 +155,10 @@ impl Runner {
     ) -> anyhow::Result<RunOutcome> {
         let zone = self.settings.site.tz();
         let count = article_ids.len();
-        let date = local_date(crate::db::now(), zone);
+        let date = self
+            .composer
+            .texts()
+            .date(local_date(crate::db::now(), zone));
         let subject =
             render_subject(&automation.subject, &date, count).map_err(anyhow::Error::msg)?;
         let new = NewDigest {

@@ -42,7 +42,8 @@ pub fn assemble(digest: Digest, articles: Vec<Article>) -> DigestContent {
                 title: a.title,
                 url: a.url,
                 summary: a.summary,
-                published: a.published_at.format("%-d %B %Y").to_string(),
+                // ISO: templates write it in the site's language (`| date`).
+                published: a.published_at.format("%Y-%m-%d").to_string(),
             })
             .collect(),
     }

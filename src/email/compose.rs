@@ -64,7 +64,7 @@ impl DigestContent {
                 title: "Prolotherapy after failed back surgery".into(),
                 url: "https://clinic.example/prolotherapy".into(),
                 summary: "91% better or not worse after 12 months.".into(),
-                published: "23 November 2026".into(),
+                published: "2026-11-23".into(),
                 image_url: "https://clinic.example/spine.jpg".into(),
                 image_alt: "An X-ray of a lower spine".into(),
             }],
@@ -134,6 +134,11 @@ impl Composer {
         composer.prepare_digest(&DigestContent::sample())?;
         composer.staff_mail("staff@example.org", "review", ReviewMail::sample())?;
         Ok(composer)
+    }
+
+    /// The words of mail and pages in the site's language.
+    pub fn texts(&self) -> &super::Texts {
+        self.templates.texts()
     }
 
     /// The Message-ID of a delivery: the same for every attempt, so a receiver can tell a

@@ -6,6 +6,7 @@ mod compose;
 mod dkim;
 mod mailer;
 mod templates;
+mod texts;
 mod wire;
 
 pub use compose::{
@@ -13,3 +14,4 @@ pub use compose::{
 };
 pub use mailer::{MailSession, Mailer, SendError};
 pub use templates::{RenderedEmail, SiteView, Templates, export_builtins};
+pub use texts::{TRANSLATIONS, Texts};

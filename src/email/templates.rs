@@ -3,9 +3,13 @@
 //! pages from `templates/`. Files ending in `.html` are auto-escaped. `templates.dir` replaces
 //! them file by file; `newsletter templates export DIR` writes the built-ins to start from.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use minijinja::Environment;
 use serde::Serialize;
+
+use super::texts::Texts;
 
 macro_rules! embedded {
     ($($name:literal => $path:literal),+ $(,)?) => {
@@ -118,8 +122,12 @@ impl SiteView {
 /// many. Files already there are left alone, so an export never overwrites someone's work.
 pub fn export_builtins(dir: &std::path::Path) -> anyhow::Result<(usize, usize)> {
     let (mut written, mut kept) = (0, 0);
-    for builtin in TEMPLATES {
-        let path = dir.join(builtin.path);
+    let templates = TEMPLATES.iter().map(|b| (b.path, b.source));
+    let translations = super::texts::TRANSLATIONS
+        .iter()
+        .map(|t| (t.path, t.source));
+    for (path, source) in templates.chain(translations) {
+        let path = dir.join(path);
         if path.exists() {
             kept += 1;
             continue;
@@ -128,11 +136,65 @@ pub fn export_builtins(dir: &std::path::Path) -> anyhow::Result<(usize, usize)> 
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&path, builtin.source)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, source).with_context(|| format!("writing {}", path.display()))?;
         written += 1;
     }
     Ok((written, kept))
+}
+
+/// `{{ t("key", name=value) }}`: the text of `key` in the site's language, its `{name}`s
+/// filled. In HTML the text and the values are escaped, but a value marked safe (`|safe`) goes
+/// in as it is, so a template can put a link inside a translated sentence. `{{ d | date }}`
+/// writes an ISO date (`2026-12-07`) as the language does; `lang` is the language's code.
+fn add_texts(env: &mut Environment<'static>, texts: &Arc<Texts>) {
+    use minijinja::{Error, ErrorKind, State, Value, value::Kwargs};
+    let words = texts.clone();
+    env.add_function(
+        "t",
+        move |state: &State, key: &str, kwargs: Kwargs| -> Result<Value, Error> {
+            let text = words.get(key).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedError,
+                    format!("there is no text {key:?} in the translations"),
+                )
+            })?;
+            let html = !matches!(state.auto_escape(), minijinja::AutoEscape::None);
+            let escape = |text: &str| html_escape::encode_safe(text).into_owned();
+            // In HTML the translation's own words are escaped, and so is every value that is
+            // not marked safe.
+            let source = if html { escape(text) } else { text.to_string() };
+            let mut missing = None;
+            let filled = super::texts::fill(&source, |name| {
+                match kwargs.get::<Option<Value>>(name).ok().flatten() {
+                    Some(value) if html && !value.is_safe() => Some(escape(&value.to_string())),
+                    Some(value) => Some(value.to_string()),
+                    None => {
+                        missing.get_or_insert_with(|| name.to_string());
+                        None
+                    }
+                }
+            });
+            if let Some(name) = missing {
+                return Err(Error::new(
+                    ErrorKind::UndefinedError,
+                    format!("the text {key:?} names {{{name}}}, which this template does not give"),
+                ));
+            }
+            Ok(if html {
+                Value::from_safe_string(filled)
+            } else {
+                Value::from(filled)
+            })
+        },
+    );
+    let dates = texts.clone();
+    env.add_filter("date", move |value: String| -> String {
+        match chrono::NaiveDate::parse_from_str(value.get(..10).unwrap_or(&value), "%Y-%m-%d") {
+            Ok(date) => dates.date(date),
+            Err(_) => value,
+        }
+    });
+    env.add_global("lang", texts.language().to_string());
 }
 
 /// A mail rendered for one recipient.
@@ -145,19 +207,21 @@ pub struct RenderedEmail {
 
 pub struct Templates {
     env: Environment<'static>,
+    texts: Arc<Texts>,
     /// The templates replaced from `templates.dir`, by name, with their files.
     custom_files: std::collections::HashMap<&'static str, std::path::PathBuf>,
 }
 
 impl Templates {
-    /// The built-in templates.
+    /// The built-in templates, in English.
     pub fn load() -> anyhow::Result<Templates> {
-        Templates::load_from(None)
+        Templates::load_from(None, "en")
     }
 
     /// The built-ins, each replaced by the file of the same path under `dir` when there is
-    /// one. A template that does not compile stops start-up with its file and line.
-    pub fn load_from(dir: Option<&std::path::Path>) -> anyhow::Result<Templates> {
+    /// one, speaking `language`. A template that does not compile stops start-up with its file
+    /// and line.
+    pub fn load_from(dir: Option<&std::path::Path>, language: &str) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -174,6 +238,8 @@ impl Templates {
                 dir.display()
             );
         }
+        let texts = Arc::new(Texts::load(language, dir)?);
+        add_texts(&mut env, &texts);
         let mut custom_files = std::collections::HashMap::new();
         for builtin in TEMPLATES {
             let custom = dir
@@ -200,7 +266,16 @@ impl Templates {
                 custom_files.insert(builtin.name, path);
             }
         }
-        Ok(Templates { env, custom_files })
+        Ok(Templates {
+            env,
+            texts,
+            custom_files,
+        })
+    }
+
+    /// The words of pages and mail in the site's language.
+    pub fn texts(&self) -> &Texts {
+        &self.texts
     }
 
     /// Renders `email_templates/<mail>/` for one recipient, with the HTML's CSS inlined.
@@ -245,5 +320,32 @@ impl Templates {
             Some(builtin) => builtin.file(custom),
             None => name.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_translated_sentence_escapes_its_words_and_values_but_not_safe_markup() {
+        let mut env = Environment::new();
+        let texts = Arc::new(Texts::load("en", None).unwrap());
+        add_texts(&mut env, &texts);
+        env.add_template_owned(
+            "probe.html",
+            r#"{{ t("confirm.asked", email=("<strong>" | safe) ~ email ~ ("</strong>" | safe)) }}|{{ t("mail.hello_name", name=email) }}"#.to_string(),
+        )
+        .unwrap();
+        let html = env
+            .get_template("probe.html")
+            .unwrap()
+            .render(minijinja::context! { email => "a<b>@example.org" })
+            .unwrap();
+        assert_eq!(
+            html,
+            "Someone, probably you, signed up <strong>a&lt;b&gt;@example.org</strong> for our \
+             newsletter. Press the button to confirm.|Hello a&lt;b&gt;@example.org,"
+        );
     }
 }

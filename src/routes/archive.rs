@@ -38,7 +38,7 @@ struct ListedDigest {
 
 #[derive(Serialize)]
 struct ArchivePage {
-    title: &'static str,
+    title: String,
     digests: Vec<ListedDigest>,
     page: i64,
     pages: i64,
@@ -81,7 +81,7 @@ pub async fn archive_index(
         })
         .collect();
     let view = ArchivePage {
-        title: "All digests",
+        title: state.templates.texts().text("archive.title", &[]),
         digests: listed,
         page,
         pages,
@@ -248,15 +248,14 @@ fn utc(at: NaiveDateTime) -> atom_syndication::FixedDateTime {
     chrono::Utc.from_utc_datetime(&at).fixed_offset()
 }
 
-/// When a digest went out, as a date in the site's time zone ("7 December 2026").
+/// When a digest went out, as a date in the site's time zone and language ("7 December 2026").
 fn sent_on(state: &AppState, started_at: Option<NaiveDateTime>) -> String {
     started_at
         .map(|at| {
-            chrono::Utc
+            let local = chrono::Utc
                 .from_utc_datetime(&at)
-                .with_timezone(&state.settings.site.tz())
-                .format("%-d %B %Y")
-                .to_string()
+                .with_timezone(&state.settings.site.tz());
+            state.templates.texts().date(local.date_naive())
         })
         .unwrap_or_default()
 }

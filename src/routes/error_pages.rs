@@ -140,46 +140,31 @@ fn json(status: StatusCode, detail: Option<&str>) -> HttpResponse {
 }
 
 fn page(request: &HttpRequest, status: StatusCode) -> actix_web::Result<HttpResponse> {
-    let (title, text): (&str, &str) = match status {
-        StatusCode::NOT_FOUND => (
-            "Page not found",
-            "There is no page at this address. The link may be incomplete or out of date.",
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "This page cannot do that",
-            "The page exists, but not for what your browser asked. Open it from a link instead.",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "That was too much",
-            "What you sent is larger than this form takes. Please shorten it and try again.",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "We could not read that",
-            "What you sent was not in a form this page takes. Please use the form on the page.",
-        ),
-        StatusCode::SERVICE_UNAVAILABLE => (
-            "We are busy",
-            "We could not answer just now. Please try again in a minute.",
-        ),
-        s if s.is_server_error() => (
-            "Something went wrong",
-            "Sorry, that went wrong on our side. Please try again in a few minutes.",
-        ),
-        _ => (
-            "We could not do that",
-            "Your browser asked for something this page does not do. Please go back and try again.",
-        ),
+    let which = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        s if s.is_server_error() => "ours",
+        _ => "other",
     };
-    let mut page = Page::new(title, &[text]);
-    page.show_subscribe_link = true;
-    let rendered = match request.app_data::<web::Data<AppState>>() {
-        Some(state) => page.render(state, status).ok(),
-        None => None,
-    };
+    let rendered = request.app_data::<web::Data<AppState>>().and_then(|state| {
+        let t = state.templates.texts();
+        let mut page = Page::new(
+            &t.text(&format!("error.{which}_title"), &[]),
+            &[&t.text(&format!("error.{which}_text"), &[])],
+        );
+        page.show_subscribe_link = true;
+        page.render(state, status).ok()
+    });
     Ok(rendered.unwrap_or_else(|| {
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
-            .body(Page::fallback(title, text))
+            .body(Page::fallback(
+                status.canonical_reason().unwrap_or("Error"),
+                "Please try again in a few minutes.",
+            ))
     }))
 }
 

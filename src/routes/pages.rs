@@ -98,7 +98,7 @@ pub fn check_pages(templates: &Templates, settings: &Settings) -> anyhow::Result
             "title": "Prolotherapy after failed back surgery",
             "url": "https://clinic.example/prolotherapy",
             "summary": "91% better or not worse after 12 months.",
-            "published": "23 November 2026",
+            "published": "2026-11-23",
             "image_url": "https://clinic.example/spine.jpg",
             "image_alt": "An X-ray of a lower spine",
         }],

@@ -20,7 +20,7 @@ pub struct SignupFormPage {
 impl SignupFormPage {
     pub fn new(state: &AppState) -> SignupFormPage {
         SignupFormPage {
-            title: format!("Sign up for {}", state.settings.site.name),
+            title: state.templates.texts().text("subscribe.title", &[]),
             action: format!("{}/subscriptions", state.settings.base_url()),
             ..SignupFormPage::default()
         }
@@ -37,12 +37,10 @@ pub async fn subscribe_page(state: web::Data<AppState>) -> Result<HttpResponse, 
 }
 
 pub async fn thanks_page(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let t = state.templates.texts();
     let page = Page::new(
-        "Check your inbox",
-        &[
-            "We have sent you an email with a link. Open it to confirm your subscription; until you do, you will get nothing else from us.",
-            "No mail after a few minutes? Look in your spam folder, or sign up again to get a new link.",
-        ],
+        &t.text("thanks.title", &[]),
+        &[&t.text("thanks.sent", &[]), &t.text("thanks.no_mail", &[])],
     );
     Ok(page.render(&state, StatusCode::OK)?)
 }

@@ -46,9 +46,13 @@ pub async fn subscribe(
             Format::Json => Err(ApiError::RateLimited(wait)),
             Format::Form => {
                 let mut page = SignupFormPage::new(&state);
-                page.error = Some(format!(
-                    "Too many signups from your network. Please try again in {wait} seconds."
-                ));
+                let seconds = wait.to_string();
+                page.error = Some(
+                    state
+                        .templates
+                        .texts()
+                        .text("subscribe.too_many", &[("seconds", &seconds)]),
+                );
                 let mut response =
                     render(&state, "subscribe", StatusCode::TOO_MANY_REQUESTS, page)?;
                 response
@@ -67,11 +71,13 @@ pub async fn subscribe(
             .map_err(|e| ApiError::Invalid(format!("the form could not be read: {e}")))?,
     };
 
-    let parsed = SubscriberEmail::parse(form.email.as_deref().unwrap_or_default())
-        .and_then(|email| SubscriberName::parse(form.name.as_deref()).map(|name| (email, name)));
-    let (email, name) = match parsed {
-        Ok(valid) => valid,
-        Err(message) => return invalid(&state, format, &form, message),
+    let email = match SubscriberEmail::parse(form.email.as_deref().unwrap_or_default()) {
+        Ok(email) => email,
+        Err(message) => return invalid(&state, format, &form, "subscribe.bad_email", message),
+    };
+    let name = match SubscriberName::parse(form.name.as_deref()) {
+        Ok(name) => name,
+        Err(message) => return invalid(&state, format, &form, "subscribe.bad_name", message),
     };
     if form
         .website
@@ -110,14 +116,15 @@ pub async fn subscribe(
                 ApiError::Unavailable(e) | ApiError::Unexpected(e) => format!("{e:#}"),
                 other => other.to_string(),
             };
-            let message = if unavailable {
+            let key = if unavailable {
                 tracing::warn!(subscriber = %masked, error = cause, "signup not saved");
-                "We could not save your signup just now. Please try again in a minute."
+                "subscribe.unavailable"
             } else {
                 tracing::error!(subscriber = %masked, error = cause, "signup failed");
-                "Something went wrong on our side and your signup was not saved. Please try again in a few minutes."
+                "subscribe.failed"
             };
-            let mut page = form_again(&state, &form, error.status_code(), message)?;
+            let message = state.templates.texts().text(key, &[]);
+            let mut page = form_again(&state, &form, error.status_code(), &message)?;
             if unavailable {
                 page.headers_mut().insert(
                     actix_web::http::header::RETRY_AFTER,
@@ -196,21 +203,22 @@ fn accepted(state: &AppState, format: Format) -> HttpResponse {
     }
 }
 
-/// A JSON client gets 422 with the message; a person gets the form back with it, filled in.
+/// A JSON client gets 422 with the message; a person gets the form back, filled in, with the
+/// text of `key` in the site's language (the message is its `{detail}`).
 fn invalid(
     state: &AppState,
     format: Format,
     form: &SignupForm,
+    key: &str,
     message: String,
 ) -> Result<HttpResponse, ApiError> {
     match format {
         Format::Json => Err(ApiError::Invalid(message)),
-        Format::Form => form_again(
-            state,
-            form,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &capitalize(&message),
-        ),
+        Format::Form => {
+            let detail = capitalize(&message);
+            let text = state.templates.texts().text(key, &[("detail", &detail)]);
+            form_again(state, form, StatusCode::UNPROCESSABLE_ENTITY, &text)
+        }
     }
 }
 

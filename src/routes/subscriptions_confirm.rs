@@ -24,7 +24,7 @@ pub struct TokenQuery {
 
 #[derive(Serialize)]
 struct ConfirmPage {
-    title: &'static str,
+    title: String,
     email: String,
     action: String,
 }
@@ -48,7 +48,7 @@ pub async fn confirm_page(
             "confirm",
             StatusCode::OK,
             ConfirmPage {
-                title: "Confirm your subscription",
+                title: state.templates.texts().text("confirm.title", &[]),
                 email: mask_address(&email),
                 action: link(&state, "/subscriptions/confirm", &token),
             },
@@ -78,14 +78,17 @@ pub async fn confirm(
         .run(move |conn| confirm_subscriber(conn, &hash, &context, welcome))
         .await?;
     let site = &state.settings.site.name;
+    let t = state.templates.texts();
     let response = match outcome {
         ConfirmOutcome::Confirmed => {
             tracing::info!("subscription confirmed");
             state.wake_worker.notify_one();
             Page::new(
-                "You are subscribed",
-                &[&format!("Thank you for confirming. You will get the latest news, research and articles from {site}."),
-                  "Every mail we send has a link to unsubscribe with one click."],
+                &t.text("confirm.done_title", &[]),
+                &[
+                    &t.text("confirm.done_thanks", &[("site", site)]),
+                    &t.text("confirm.done_unsubscribe", &[]),
+                ],
             )
             .render(&state, StatusCode::OK)?
         }
@@ -110,11 +113,11 @@ pub async fn resend(
     let ip = client_ip(&request, &state);
     if let Err(wait) = state.signup_limiter.check(&ip) {
         tracing::info!(client = %ip, "new confirmation link rate-limited");
+        let t = state.templates.texts();
+        let seconds = wait.to_string();
         let mut response = Page::new(
-            "Please wait a moment",
-            &[&format!(
-                "Too many requests from your network. Please try again in {wait} seconds."
-            )],
+            &t.text("confirm.wait_title", &[]),
+            &[&t.text("confirm.too_many", &[("seconds", &seconds)])],
         )
         .render(&state, StatusCode::TOO_MANY_REQUESTS)?;
         response
@@ -160,31 +163,30 @@ fn link(state: &AppState, path: &str, token: &Token) -> String {
 }
 
 fn already_confirmed(state: &AppState) -> anyhow::Result<HttpResponse> {
+    let t = state.templates.texts();
     Page::new(
-        "You are already subscribed",
-        &["This address was already confirmed. There is nothing more to do."],
+        &t.text("confirm.already_title", &[]),
+        &[&t.text("confirm.already_text", &[])],
     )
     .render(state, StatusCode::OK)
 }
 
 fn expired(state: &AppState, email: &str, token: &Token) -> anyhow::Result<HttpResponse> {
+    let t = state.templates.texts();
+    let masked = mask_address(email);
     let mut page = Page::new(
-        "This link has expired",
-        &[&format!(
-            "Confirmation links only work for a limited time, and each works once. We can send a new one to {}.",
-            mask_address(email)
-        )],
+        &t.text("confirm.expired_title", &[]),
+        &[&t.text("confirm.expired_text", &[("email", &masked)])],
     );
     page.resend_url = Some(link(state, "/subscriptions/confirm/resend", token));
     page.render(state, StatusCode::GONE)
 }
 
 fn not_found(state: &AppState) -> anyhow::Result<HttpResponse> {
+    let t = state.templates.texts();
     let mut page = Page::new(
-        "We do not know this link",
-        &[
-            "The link may be incomplete: some mail programs break long links. Try copying the whole link from the mail into your browser, or sign up again to get a new one.",
-        ],
+        &t.text("confirm.unknown_title", &[]),
+        &[&t.text("confirm.unknown_text", &[])],
     );
     page.show_subscribe_link = true;
     page.render(state, StatusCode::NOT_FOUND)

@@ -46,7 +46,7 @@ pub async fn unsubscribe_page(
         return Ok(not_found(&state)?);
     };
     let page = UnsubscribePage {
-        title: "Unsubscribe".into(),
+        title: state.templates.texts().text("unsubscribe.title", &[]),
         email: mask_address(&subscriber.email),
         action: format!(
             "{}/unsubscribe?token={}",
@@ -79,11 +79,12 @@ pub async fn unsubscribe(
     }
     tracing::info!("unsubscribed");
     let site = &state.settings.site.name;
+    let t = state.templates.texts();
     let mut page = Page::new(
-        "You are unsubscribed",
+        &t.text("unsubscribe.done_title", &[]),
         &[
-            &format!("You will get no more mail from {site}. We are sorry to see you go."),
-            "Unsubscribed by mistake? You can sign up again at any time.",
+            &t.text("unsubscribe.done_text", &[("site", site)]),
+            &t.text("unsubscribe.done_again", &[]),
         ],
     );
     page.show_subscribe_link = true;
@@ -92,22 +93,22 @@ pub async fn unsubscribe(
 
 /// The unsubscribe link of a preview or test copy: nobody to unsubscribe, and it says so.
 fn preview_link(state: &AppState) -> anyhow::Result<HttpResponse> {
+    let t = state.templates.texts();
     Page::new(
-        "This was a preview",
+        &t.text("unsubscribe.preview_title", &[]),
         &[
-            "This link came from a preview or a test copy of a digest, so there is nobody to unsubscribe and nothing changed.",
-            "In each reader's copy this link is their own: one click unsubscribes them.",
+            &t.text("unsubscribe.preview_text", &[]),
+            &t.text("unsubscribe.preview_own", &[]),
         ],
     )
     .render(state, StatusCode::OK)
 }
 
 fn not_found(state: &AppState) -> anyhow::Result<HttpResponse> {
+    let t = state.templates.texts();
     let mut page = Page::new(
-        "We do not know this link",
-        &[
-            "The link may be incomplete. Copy the whole link from the mail into your browser, or use the unsubscribe link of a more recent mail.",
-        ],
+        &t.text("unsubscribe.unknown_title", &[]),
+        &[&t.text("unsubscribe.unknown_text", &[])],
     );
     page.show_subscribe_link = true;
     page.render(state, StatusCode::NOT_FOUND)

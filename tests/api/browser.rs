@@ -410,7 +410,10 @@ async fn a_person_runs_the_newsletter_in_the_browser() {
     check_page(&c, "Automations").await;
     button(&c, "Run now").await.click().await.unwrap();
     wait_for_text(&c, "The automation ran", false).await;
-    assert!(body_text(&c).await.contains("nothing new"), "the feed was imported already");
+    assert!(
+        body_text(&c).await.contains("nothing new"),
+        "the feed was imported already"
+    );
     check_page(&c, "Automations").await;
     screenshot(&c, "automations").await;
 

@@ -78,7 +78,7 @@ async fn the_whole_staff_story_from_feed_to_one_digest_per_confirmed_subscriber(
         .unwrap();
     assert!(text.contains("https://clinic.example/prp-si-joint") && text.contains("Unsubscribe"));
     assert!(
-        text.contains("subscribed to Our newsletter at https://clinic.example and\nconfirmed"),
+        text.contains("subscribed to Our newsletter at https://clinic.example and confirmed"),
         "{text}"
     );
 

@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod hostile_input;
 mod identity;
+mod language;
 mod leaving;
 mod list_io;
 mod logs;

@@ -1345,7 +1345,10 @@ async fn staff_add_run_and_remove_an_automation_in_the_browser() {
     let page = page.replace("&#x2f;", "/");
     assert_eq!(status, 200);
     assert!(page.contains("No automations yet"), "{page}");
-    assert!(page.contains("value=\"0 9 * * MON\""), "a sensible first schedule");
+    assert!(
+        page.contains("value=\"0 9 * * MON\""),
+        "a sensible first schedule"
+    );
     assert!(page.contains("href=\"/admin/automations\" aria-current=\"page\""));
 
     // A schedule that is not one comes back with what was typed and why.
@@ -1382,22 +1385,36 @@ async fn staff_add_run_and_remove_an_automation_in_the_browser() {
     assert_eq!(done, "/admin/automations?done=automation-added");
     let (_, page) = browser.get(&done).await;
     assert!(page.contains("The automation was added."));
-    assert!(page.contains("a draft to review") && page.contains("not yet"), "{page}");
+    assert!(
+        page.contains("a draft to review") && page.contains("not yet"),
+        "{page}"
+    );
 
     let done = browser.post_ok("/admin/automations/1/run", &[]).await;
     assert_eq!(done, "/admin/automations?done=automation-ran");
     let (_, page) = browser.get(&done).await;
     let page = page.replace("&#x2f;", "/");
     assert!(page.contains("ready for review"), "{page}");
-    assert!(page.contains("<a href=\"/admin/digests/1\">Open digest 1</a>"), "{page}");
+    assert!(
+        page.contains("<a href=\"/admin/digests/1\">Open digest 1</a>"),
+        "{page}"
+    );
     let review = app.smtp.wait_for("ann@clinic.example", 1).await;
-    assert!(review[0].subject().starts_with("Ready for review: Latest research: "));
+    assert!(
+        review[0]
+            .subject()
+            .starts_with("Ready for review: Latest research: ")
+    );
 
     let done = browser.post_ok("/admin/automations/1/delete", &[]).await;
     let (_, page) = browser.get(&done).await;
     assert!(page.contains("The automation was removed.") && page.contains("No automations yet"));
     assert_eq!(
-        browser.post("/admin/automations/1/run", &[]).await.status().as_u16(),
+        browser
+            .post("/admin/automations/1/run", &[])
+            .await
+            .status()
+            .as_u16(),
         404
     );
 }

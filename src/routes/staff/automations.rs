@@ -196,7 +196,9 @@ pub async fn delete(
         })
         .await?;
     if !deleted {
-        return Err(AdminError::NotFound(format!("There is no automation {id}.")));
+        return Err(AdminError::NotFound(format!(
+            "There is no automation {id}."
+        )));
     }
     Ok(see_other("/admin/automations?done=automation-removed"))
 }

@@ -5,8 +5,8 @@
 mod account;
 mod activity;
 mod articles;
-mod automations;
 mod auth;
+mod automations;
 mod dashboard;
 mod digests;
 mod errors;

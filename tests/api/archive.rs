@@ -17,21 +17,6 @@ async fn sent_digest(app: &TestApp, token: &str, subject: &str, archive: bool) -
     id
 }
 
-async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.text().await.unwrap().replace("&#x2f;", "/"),
-    )
-}
-
 #[tokio::test]
 async fn a_digest_mail_links_to_its_archive_page_which_shows_nothing_of_the_reader() {
     let app = spawn_app().await;
@@ -40,7 +25,7 @@ async fn a_digest_mail_links_to_its_archive_page_which_shows_nothing_of_the_read
     let id = app.draft_digest(&token).await;
     // Before it is sent, it is not public.
     let draft_path = format!("/archive/{id}-latest-research");
-    assert_eq!(page(&app, &draft_path).await.0, 404);
+    assert_eq!(app.page(&draft_path).await.0, 404);
     app.send_digest(&token, id).await;
     app.wait_until_sent(&token, id).await;
 
@@ -61,7 +46,7 @@ async fn a_digest_mail_links_to_its_archive_page_which_shows_nothing_of_the_read
         "{html}"
     );
 
-    let (status, html) = page(&app, &view).await;
+    let (status, html) = app.page(&view).await;
     assert_eq!(status, 200);
     for expected in [
         "<h1>Latest research</h1>",
@@ -104,7 +89,7 @@ async fn a_digest_mail_links_to_its_archive_page_which_shows_nothing_of_the_read
         "/archive/abc",
         "/archive/-1",
     ] {
-        assert_eq!(page(&app, missing).await.0, 404, "{missing}");
+        assert_eq!(app.page(missing).await.0, 404, "{missing}");
     }
 }
 
@@ -137,7 +122,7 @@ async fn the_archive_lists_sent_digests_newest_first_in_pages_and_leaves_out_wha
     assert!(!mail_of_hidden.text().contains("View in browser"));
     assert!(!mail_of_hidden.html().contains("View in browser"));
 
-    let (status, first) = page(&app, "/archive").await;
+    let (status, first) = app.page("/archive").await;
     assert_eq!(status, 200);
     assert!(first.contains("Page 1 of 2"), "{first}");
     let newest = first
@@ -152,15 +137,15 @@ async fn the_archive_lists_sent_digests_newest_first_in_pages_and_leaves_out_wha
     for absent in ["Staff only", "Latest research"] {
         assert!(!first.contains(absent), "lists {absent}:\n{first}");
     }
-    let (status, second) = page(&app, "/archive?page=2").await;
+    let (status, second) = app.page("/archive?page=2").await;
     assert_eq!(status, 200);
     assert!(second.contains("Digest number 1<"), "{second}");
     assert!(second.contains("← Newer"), "{second}");
     for bad in ["/archive?page=3", "/archive?page=0", "/archive?page=x"] {
-        assert_eq!(page(&app, bad).await.0, 404, "{bad}");
+        assert_eq!(app.page(bad).await.0, 404, "{bad}");
     }
     assert_eq!(
-        page(&app, &format!("/archive/{hidden}-staff-only")).await.0,
+        app.page(&format!("/archive/{hidden}-staff-only")).await.0,
         404
     );
 }

@@ -68,39 +68,24 @@ impl Feed {
 
     /// Serves it on a free loopback port; the feed's URL.
     fn serve(&self) -> String {
-        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let feed = self.clone();
-        let server = HttpServer::new(move || {
-            let feed = feed.clone();
-            App::new().default_service(web::to(move |request: HttpRequest| {
-                let feed = feed.clone();
-                async move {
-                    let mut state = feed.state.lock().unwrap();
-                    state.requests += 1;
-                    let etag = format!("\"v{}\"", state.version);
-                    let asked = request
-                        .headers()
-                        .get("if-none-match")
-                        .and_then(|v| v.to_str().ok());
-                    if asked == Some(etag.as_str()) {
-                        state.not_modified += 1;
-                        return HttpResponse::NotModified().finish();
-                    }
-                    HttpResponse::Ok()
-                        .content_type("application/rss+xml")
-                        .insert_header(("ETag", etag))
-                        .body(Feed::body(&state))
-                }
-            }))
+        crate::helpers::serve_http(move |request| {
+            let mut state = feed.state.lock().unwrap();
+            state.requests += 1;
+            let etag = format!("\"v{}\"", state.version);
+            let asked = request
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok());
+            if asked == Some(etag.as_str()) {
+                state.not_modified += 1;
+                return actix_web::HttpResponse::NotModified().finish();
+            }
+            actix_web::HttpResponse::Ok()
+                .content_type("application/rss+xml")
+                .insert_header(("ETag", etag))
+                .body(Feed::body(&state))
         })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        format!("http://127.0.0.1:{port}/feed.xml")
     }
 }
 

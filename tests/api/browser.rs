@@ -624,7 +624,7 @@ fn clinic_page(service: &str) -> String {
 fn serve_clinic_page() -> (String, std::sync::Arc<std::sync::Mutex<String>>) {
     let page = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let served = page.clone();
-    let url = crate::helpers::serve_http(move || {
+    let url = crate::helpers::serve_http(move |_| {
         actix_web::HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(served.lock().unwrap().clone())

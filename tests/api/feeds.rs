@@ -70,7 +70,7 @@ async fn a_feed_larger_than_5_mb_is_cut_off() {
 async fn a_server_that_stops_sending_is_cut_off() {
     let app = spawn_app().await;
     let token = app.staff_token();
-    let stalling = serve_http(|| {
+    let stalling = serve_http(|_| {
         let body = futures_util::stream::unfold(0, |sent| async move {
             if sent == 0 {
                 let start =

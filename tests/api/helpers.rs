@@ -691,6 +691,22 @@ impl TestApp {
         }
     }
 
+    /// A page as a browser gets it (`Accept: text/html`): status and HTML, with `/` unescaped.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.text().await.unwrap().replace("&#x2f;", "/"),
+        )
+    }
+
     /// Waits until a service at `base` answers `/health`.
     pub async fn until_healthy(&self, base: &str) {
         let end = Instant::now() + Duration::from_secs(20);
@@ -920,24 +936,26 @@ pub fn serve_feed(body: &'static str) -> String {
 
 /// Serves `body` with this content type at `/feed.xml`; returns its URL.
 pub fn serve_bytes(body: Vec<u8>, content_type: &'static str) -> String {
-    serve_http(move || {
+    serve_http(move |_| {
         actix_web::HttpResponse::Ok()
             .content_type(content_type)
             .body(body.clone())
     })
 }
 
-/// An HTTP server on a free loopback port answering every request with `answer()`; returns
-/// the URL of `/feed.xml` on it.
-pub fn serve_http(answer: impl Fn() -> actix_web::HttpResponse + Clone + Send + 'static) -> String {
-    use actix_web::{App, HttpServer, web};
+/// An HTTP server on a free loopback port answering every request with `answer(request)`;
+/// returns the URL of `/feed.xml` on it.
+pub fn serve_http(
+    answer: impl Fn(&actix_web::HttpRequest) -> actix_web::HttpResponse + Clone + Send + 'static,
+) -> String {
+    use actix_web::{App, HttpRequest, HttpServer, web};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || {
         let answer = answer.clone();
-        App::new().default_service(web::to(move || {
+        App::new().default_service(web::to(move |request: HttpRequest| {
             let answer = answer.clone();
-            async move { answer() }
+            async move { answer(&request) }
         }))
     })
     .workers(1)

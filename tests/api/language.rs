@@ -17,21 +17,6 @@ async fn german_clinic() -> TestApp {
     .await
 }
 
-async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.text().await.unwrap().replace("&#x2f;", "/"),
-    )
-}
-
 fn has_all(what: &str, text: &str, expected: &[&str]) {
     for words in expected {
         assert!(text.contains(words), "{what} lacks {words:?}:\n{text}");
@@ -41,7 +26,7 @@ fn has_all(what: &str, text: &str, expected: &[&str]) {
 #[tokio::test]
 async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
     let app = german_clinic().await;
-    let (_, signup) = page(&app, "/subscribe").await;
+    let (_, signup) = app.page("/subscribe").await;
     has_all(
         "the signup page",
         &signup,
@@ -64,7 +49,7 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
         &refused.text().await.unwrap(),
         &["Bitte geben Sie eine gültige E-Mail-Adresse ein"],
     );
-    let (_, thanks) = page(&app, "/subscribe/thanks").await;
+    let (_, thanks) = app.page("/subscribe/thanks").await;
     has_all(
         "the thanks page",
         &thanks,
@@ -98,7 +83,7 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
         &["<html lang=\"de\">", "Ja, ich möchte ihn abonnieren"],
     );
     let link = confirmation.link("/subscriptions/confirm");
-    let (_, confirm) = page(&app, &link).await;
+    let (_, confirm) = app.page(&link).await;
     has_all(
         "the confirm page",
         &confirm,
@@ -163,7 +148,7 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
         .date_naive()
         .format_localized("%-d. %B %Y", chrono::Locale::de_DE)
         .to_string();
-    let (_, archive) = page(&app, "/archive").await;
+    let (_, archive) = app.page("/archive").await;
     has_all(
         "the archive",
         &archive,
@@ -172,7 +157,7 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
             "Die nächste Ausgabe per E-Mail bekommen",
         ],
     );
-    let (_, issue) = page(&app, &digest.link("/archive/")).await;
+    let (_, issue) = app.page(&digest.link("/archive/")).await;
     has_all(
         "the archived digest",
         &issue,
@@ -185,7 +170,7 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
 
     // Unsubscribing, a preview's link, and what goes wrong.
     let unsubscribe = digest.link("/unsubscribe");
-    let (_, question) = page(&app, &unsubscribe).await;
+    let (_, question) = app.page(&unsubscribe).await;
     has_all(
         "the unsubscribe page",
         &question,
@@ -197,14 +182,14 @@ async fn a_german_clinic_speaks_german_on_every_page_and_in_every_mail() {
         &done.text().await.unwrap(),
         &["Sie sind abgemeldet"],
     );
-    let (status, missing) = page(&app, "/gibt/es/nicht").await;
+    let (status, missing) = app.page("/gibt/es/nicht").await;
     assert_eq!(status, 404);
     has_all(
         "the 404 page",
         &missing,
         &["Seite nicht gefunden", "Zur Anmeldeseite"],
     );
-    let (_, preview) = page(&app, "/unsubscribe?preview=true").await;
+    let (_, preview) = app.page("/unsubscribe?preview=true").await;
     has_all(
         "a preview's unsubscribe page",
         &preview,
@@ -228,7 +213,7 @@ async fn a_translators_file_in_templates_dir_changes_words_and_a_typo_stops_star
         s.templates.dir = templates_dir.display().to_string();
     })
     .await;
-    let (_, signup) = page(&app, "/subscribe").await;
+    let (_, signup) = app.page("/subscribe").await;
     has_all(
         "the signup page",
         &signup,

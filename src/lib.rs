@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod automations;
+pub mod bounces;
 pub mod cli;
 pub mod configuration;
 pub mod db;

@@ -2,6 +2,7 @@
 
 mod archive;
 mod automations;
+mod bounce_corpus;
 mod browser;
 mod cli;
 mod cors;

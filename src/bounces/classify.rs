@@ -94,10 +94,8 @@ pub fn classify(raw: &[u8]) -> Vec<Finding> {
         match (ctype.as_str(), subtype.as_str()) {
             (_, "delivery-status") | (_, "global-delivery-status") => dsn = Some(text),
             (_, "feedback-report") => feedback = Some(text),
-            ("text", "rfc822-headers") | ("message", "rfc822-headers") => {
-                if original_to.is_none() {
-                    original_to = field_of(&text, "to").and_then(|to| first_address(&to));
-                }
+            ("text", "rfc822-headers") | ("message", "rfc822-headers") if original_to.is_none() => {
+                original_to = field_of(&text, "to").and_then(|to| first_address(&to));
             }
             ("text", "html") => texts.push(html_to_text(&text)),
             ("text", _) => texts.push(text),

@@ -23,6 +23,15 @@ pub struct Settings {
     pub feeds: FeedsSettings,
     pub admin: AdminSettings,
     pub templates: TemplatesSettings,
+    pub bounces: BouncesSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesSettings {
+    /// This many soft bounces of one person within `soft_window_days` make a hard one.
+    pub soft_limit: u32,
+    pub soft_window_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +206,9 @@ pub struct MailSettings {
     pub from: String,
     pub message_id_domain: String,
     pub unsubscribe_mailto: String,
+    /// Turns on VERP: every mail's envelope sender is this address with a tag naming its
+    /// delivery (`bounces+1234-…@`). Empty: the envelope sender is `from`.
+    pub bounce_address: String,
     pub outbox: OutboxSettings,
     pub smtp: SmtpSettings,
     pub dkim: DkimSettings,

@@ -7,7 +7,11 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // A mail server's pipe retries a message later on EX_TEMPFAIL, not on 1.
+            match e.downcast_ref::<newsletter::cli::TryAgainLater>() {
+                Some(_) => std::process::ExitCode::from(75),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

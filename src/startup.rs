@@ -99,6 +99,7 @@ pub struct Parts {
     pub composer: Arc<Composer>,
     pub mailer: Mailer,
     pub templates: Arc<Templates>,
+    pub verp: Option<crate::bounces::Verp>,
 }
 
 /// Opens the database (running migrations) and builds the mail side.
@@ -108,26 +109,44 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    let (templates, composer) = load_templates(settings)?;
+    let verp = verp_of(&db, settings)?;
+    let (templates, composer) = load_templates(settings, verp.clone())?;
     let mailer = Mailer::new(&settings.mail)?;
     Ok(Parts {
         db,
         composer,
         mailer,
         templates,
+        verp,
     })
+}
+
+/// VERP tags, when `mail.bounce_address` is set: their key is made on first use and kept in
+/// the database, so every instance tags and checks alike.
+pub fn verp_of(db: &Db, settings: &Settings) -> anyhow::Result<Option<crate::bounces::Verp>> {
+    let address = settings.mail.bounce_address.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let mut conn = db.get().context("reading the VERP key")?;
+    let key =
+        crate::db::service_keys::service_key(&mut conn, "verp").context("reading the VERP key")?;
+    Ok(Some(crate::bounces::Verp::new(address, &key)?))
 }
 
 /// The templates (with `templates.dir`'s files) and the composer made of them. Every page and
 /// mail is rendered once on the way, so a broken template stops start-up (and `templates check`)
 /// naming its file.
-pub fn load_templates(settings: &Settings) -> anyhow::Result<(Arc<Templates>, Arc<Composer>)> {
+pub fn load_templates(
+    settings: &Settings,
+    verp: Option<crate::bounces::Verp>,
+) -> anyhow::Result<(Arc<Templates>, Arc<Composer>)> {
     let templates = Arc::new(Templates::load_from(
         settings.templates.dir(),
         &settings.site.language,
     )?);
     crate::routes::check_pages(&templates, settings)?;
-    let composer = Arc::new(Composer::new(settings, templates.clone())?);
+    let composer = Arc::new(Composer::new(settings, templates.clone(), verp)?);
     Ok((templates, composer))
 }
 

@@ -60,7 +60,31 @@ pub enum Command {
     /// Digests that make themselves from the site's feed on a schedule
     #[command(subcommand)]
     Automation(AutomationCommand),
+    /// Mail that comes back: bounces, complaints, unsubscribe requests
+    #[command(subcommand)]
+    Inbound(InboundCommand),
 }
+
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// Read one message (a file, or - for standard input, as a mail server's pipe gives it)
+    /// and act on it. Exit 0 when handled or ignored; 75 (try again later) when it could not
+    /// be read or the database could not be reached
+    Process {
+        #[arg(default_value = "-")]
+        file: String,
+        /// The address the mail server delivered it to (Postfix: ${original_recipient}); its
+        /// VERP tag names our delivery
+        #[arg(long, value_name = "ADDRESS")]
+        envelope_to: Option<String>,
+    },
+}
+
+/// A failure the caller should retry (exit code 75, EX_TEMPFAIL): the message could not be
+/// read or the database not reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct TryAgainLater(pub anyhow::Error);
 
 #[derive(Debug, Subcommand)]
 pub enum AutomationCommand {
@@ -276,6 +300,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Digest(command) => digests::digest(&settings, command).await,
         Command::Subscribers(command) => subscribers::subscribers(&settings, command).await,
         Command::Automation(command) => automations::automation(settings, command).await,
+        Command::Inbound(InboundCommand::Process { file, envelope_to }) => {
+            inbound_process(&settings, &file, envelope_to.as_deref()).await
+        }
         Command::Templates(command) => templates(&settings, command),
     }
 }
@@ -300,7 +327,7 @@ fn templates(settings: &Settings, command: TemplatesCommand) -> anyhow::Result<(
             Ok(())
         }
         TemplatesCommand::Check => {
-            crate::startup::load_templates(settings)?;
+            crate::startup::load_templates(settings, None)?;
             println!(
                 "the templates{} are good",
                 settings
@@ -322,6 +349,34 @@ fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     })?;
     db.migrate()?;
     Ok(db)
+}
+
+async fn inbound_process(
+    settings: &Settings,
+    file: &str,
+    envelope_to: Option<&str>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Read;
+    let limit = crate::bounces::MAX_INBOUND_BYTES as u64;
+    let mut raw = Vec::new();
+    let read = match file {
+        "-" => std::io::stdin().take(limit).read_to_end(&mut raw),
+        path => std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut raw)),
+    };
+    read.with_context(|| format!("reading the message from {file}"))
+        .map_err(TryAgainLater)?;
+    let handled = async {
+        let db = open_db(settings)?;
+        let verp = crate::startup::verp_of(&db, settings)?;
+        crate::bounces::process(&db, settings, verp.as_ref(), &raw, envelope_to).await
+    }
+    .await
+    .map_err(TryAgainLater)?;
+    for h in handled {
+        println!("{}: {} → {:?}", h.who, h.class, h.applied);
+    }
+    Ok(())
 }
 
 async fn run_worker(settings: Settings) -> anyhow::Result<()> {

@@ -440,6 +440,9 @@ pub struct DigestProgress {
     pub skipped: i64,
     /// The failures by cause: `bounce`, `recipient`, `sender` (refusals about us) and `local`.
     pub failures: BTreeMap<String, i64>,
+    /// Readers whose copy came back as a hard bounce, or who complained, by mail afterwards.
+    pub bounced: i64,
+    pub complained: i64,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
     /// When a scheduled digest is to start (UTC).
@@ -487,7 +490,10 @@ pub fn digest_progress(
             *failures.entry(failure.clone()).or_default() += n;
         }
     }
+    let (bounced, complained) = super::bounces::digest_bounce_counts(conn, digest_id)?;
     Ok(Some(DigestProgress {
+        bounced,
+        complained,
         id: digest.id,
         subject: digest.subject,
         status: digest.status,

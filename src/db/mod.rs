@@ -5,12 +5,14 @@
 pub mod archive;
 pub mod articles;
 pub mod automations;
+pub mod bounces;
 pub mod dashboard;
 pub mod digests;
 pub mod events;
 pub mod group_commit;
 pub mod queue;
 pub mod schema;
+pub mod service_keys;
 pub mod staff;
 pub mod staff_tokens;
 pub mod subscribers;

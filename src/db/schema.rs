@@ -28,6 +28,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    bounce_reports (id) {
+        id -> BigInt,
+        subscriber_id -> Nullable<BigInt>,
+        delivery_id -> Nullable<BigInt>,
+        class -> Text,
+        status -> Nullable<Text>,
+        diagnostic -> Text,
+        reporting_mta -> Nullable<Text>,
+        matched_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_keys (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
     confirmation_tokens (id) {
         id -> BigInt,
         subscriber_id -> BigInt,
@@ -226,11 +247,15 @@ diesel::joinable!(subscriber_events -> subscribers (subscriber_id));
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
 diesel::joinable!(automations -> digests (last_digest_id));
+diesel::joinable!(bounce_reports -> deliveries (delivery_id));
+diesel::joinable!(bounce_reports -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> digests (digest_id));
 diesel::joinable!(digest_articles -> digests (digest_id));
 diesel::joinable!(digest_articles -> articles (article_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    bounce_reports,
+    service_keys,
     automations,
     subscribers,
     subscriber_events,

@@ -137,7 +137,11 @@ async fn try_deliver<S: Store, M: Messenger>(
         }
     };
     let sent = session
-        .send(message.envelope(), &message.formatted(), &outbox_name(job))
+        .send(
+            &shared.composer.envelope(&job.letter, &message),
+            &message.formatted(),
+            &outbox_name(job),
+        )
         .await;
     match sent {
         Ok(()) => {

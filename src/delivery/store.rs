@@ -187,6 +187,7 @@ impl Store for DbStore {
                     subscriber_id: row.subscriber_id,
                     digest_id: row.digest_id,
                     letter: Letter {
+                        delivery_id: Some(row.id),
                         kind: row.kind,
                         message_id: tokens.message_id,
                         to: row.email,

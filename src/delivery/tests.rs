@@ -150,6 +150,7 @@ fn digest_job(id: i64, digest_id: i64) -> Job {
         subscriber_id: Some(id),
         digest_id: Some(digest_id),
         letter: Letter {
+            delivery_id: Some(id),
             kind: DeliveryKind::Digest,
             to: format!("reader{id}@example.org"),
             name: None,
@@ -190,7 +191,7 @@ fn start(
 ) -> Running {
     let settings = Settings::load(None).unwrap();
     let templates = Arc::new(crate::email::Templates::load().unwrap());
-    let composer = Arc::new(Composer::new(&settings, templates).unwrap());
+    let composer = Arc::new(Composer::new(&settings, templates, None).unwrap());
     let worker = Worker::new(
         store.clone(),
         messenger.clone(),

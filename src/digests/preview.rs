@@ -26,6 +26,7 @@ fn sample_letter(
     digest_id: i64,
 ) -> Letter {
     Letter {
+        delivery_id: None,
         kind,
         to: email.to_string(),
         name: name.map(str::to_string),

@@ -19,6 +19,8 @@ use crate::domain::{DeliveryKind, SubscriberEmail, Token};
 /// One reader's copy of a mail.
 #[derive(Debug, Clone)]
 pub struct Letter {
+    /// The queue's row: names the copy in its VERP return path. None for a preview or test.
+    pub delivery_id: Option<i64>,
     pub kind: DeliveryKind,
     pub to: String,
     pub name: Option<String>,
@@ -84,13 +86,19 @@ pub struct Composer {
     unsubscribe_mailto: Option<String>,
     message_id_domain: String,
     dkim: Option<lettre::message::dkim::DkimConfig>,
+    /// Tagged return paths and unsubscribe addresses, when `mail.bounce_address` is set.
+    verp: Option<crate::bounces::Verp>,
     /// Rendered once at start-up; each mail only fills in its reader's parts.
     confirmation: PreparedMail,
     welcome: PreparedMail,
 }
 
 impl Composer {
-    pub fn new(settings: &Settings, templates: Arc<Templates>) -> anyhow::Result<Composer> {
+    pub fn new(
+        settings: &Settings,
+        templates: Arc<Templates>,
+        verp: Option<crate::bounces::Verp>,
+    ) -> anyhow::Result<Composer> {
         let from: Mailbox = settings
             .mail
             .from
@@ -129,6 +137,7 @@ impl Composer {
             unsubscribe_mailto,
             message_id_domain,
             dkim: super::dkim::load_dkim(&settings.mail.dkim)?,
+            verp,
         };
         // A digest template that cannot render stops start-up, not a send.
         composer.prepare_digest(&DigestContent::sample())?;
@@ -310,6 +319,28 @@ impl Composer {
         Ok(self.signed(message))
     }
 
+    /// Who the message is from and to on the wire: with VERP, the envelope sender is the
+    /// copy's tagged bounce address.
+    pub fn envelope(&self, letter: &Letter, message: &Message) -> lettre::address::Envelope {
+        let tagged = self
+            .verp
+            .as_ref()
+            .zip(letter.delivery_id)
+            .and_then(|(verp, id)| {
+                verp.address(crate::bounces::TagKind::Bounce, id)
+                    .parse::<lettre::Address>()
+                    .ok()
+            });
+        match tagged {
+            Some(from) => {
+                let to = message.envelope().to().to_vec();
+                lettre::address::Envelope::new(Some(from), to)
+                    .unwrap_or_else(|_| message.envelope().clone())
+            }
+            None => message.envelope().clone(),
+        }
+    }
+
     fn signed(&self, mut message: Message) -> Message {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
@@ -335,7 +366,14 @@ impl Composer {
             .message_id(Some(letter.message_id.clone()))
             .date_now();
         if let Some(https) = self.letter_unsubscribe_url(letter) {
-            let list_unsubscribe = match &self.unsubscribe_mailto {
+            // With VERP, each copy's mailto: is its own tagged address, which
+            // `newsletter inbound process` reads; otherwise the mailbox someone reads, if any.
+            let tagged = self
+                .verp
+                .as_ref()
+                .zip(letter.delivery_id)
+                .map(|(verp, id)| verp.address(crate::bounces::TagKind::Unsubscribe, id));
+            let list_unsubscribe = match tagged.as_ref().or(self.unsubscribe_mailto.as_ref()) {
                 Some(mailto) => format!("<{https}>, <mailto:{mailto}?subject=unsubscribe>"),
                 None => format!("<{https}>"),
             };

@@ -18,6 +18,8 @@ use rand::Rng;
 /// A message as it crossed SMTP.
 #[derive(Debug, Clone)]
 pub struct ReceivedMail {
+    /// The envelope sender (MAIL FROM), the return path bounces go to.
+    pub mail_from: String,
     pub rcpts: Vec<String>,
     pub raw: Vec<u8>,
 }
@@ -138,13 +140,15 @@ struct SinkState {
 #[derive(Clone)]
 struct SinkHandler {
     state: SinkState,
+    mail_from: String,
     rcpts: Vec<String>,
     data: Vec<u8>,
 }
 
 impl Handler for SinkHandler {
-    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
         self.rcpts.clear();
+        self.mail_from = from.to_string();
         match self.state.at_mail.lock().unwrap().clone() {
             Some((code, message)) => Response::custom(code, message),
             None => OK,
@@ -196,6 +200,7 @@ impl Handler for SinkHandler {
             return Response::custom(code, message);
         }
         let mail = ReceivedMail {
+            mail_from: self.mail_from.clone(),
             rcpts: self.rcpts.clone(),
             raw: std::mem::take(&mut self.data),
         };
@@ -227,6 +232,7 @@ impl TestSmtp {
         let state = SinkState::default();
         let handler = SinkHandler {
             state: state.clone(),
+            mail_from: String::new(),
             rcpts: Vec::new(),
             data: Vec::new(),
         };

@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod hostile_input;
 mod identity;
+mod inbound;
 mod language;
 mod leaving;
 mod list_io;

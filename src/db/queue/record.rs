@@ -15,10 +15,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 
 use super::{BACK_TO_QUEUE, has_open_deliveries, mark_digest_sent};
-use crate::db::events::{EventContext, insert_event};
-use crate::db::schema::{deliveries, digests, subscribers};
+use crate::db::events::EventContext;
+use crate::db::schema::{deliveries, digests};
+use crate::db::subscribers::mark_bounced;
 use crate::db::{Commit, DbConnection, now, write_tx, write_tx_with};
-use crate::domain::{DeliveryStatus, DigestStatus, EventKind, FailureKind, SubscriberStatus};
+use crate::domain::{DeliveryStatus, DigestStatus, FailureKind};
 
 /// What became of one claimed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +302,8 @@ fn apply(
                 if let (1, FailureKind::Bounce, Some(subscriber_id)) =
                     (changed, failure, finished.subscriber_id)
                 {
-                    mark_bounced(conn, subscriber_id, error, now)?;
+                    let context = EventContext::from_source("smtp").with_detail(error.as_str());
+                    mark_bounced(conn, subscriber_id, &context, now)?;
                 }
                 changed
             }
@@ -319,29 +321,6 @@ fn apply(
         applied[index] = changed == 1;
     }
     Ok(applied)
-}
-
-fn mark_bounced(
-    conn: &mut DbConnection,
-    subscriber_id: i64,
-    evidence: &str,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    let changed = diesel::update(
-        subscribers::table
-            .find(subscriber_id)
-            .filter(subscribers::status.ne(SubscriberStatus::Bounced.as_str())),
-    )
-    .set((
-        subscribers::status.eq(SubscriberStatus::Bounced.as_str()),
-        subscribers::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    if changed > 0 {
-        let context = EventContext::from_source("smtp").with_detail(evidence);
-        insert_event(conn, subscriber_id, EventKind::Bounced, &context)?;
-    }
-    Ok(())
 }
 
 /// Keeps the digest's run of sender-side failures (a sent mail ends it) and pauses the digest

@@ -19,7 +19,8 @@ pub use import::{
 pub use search::{LedgerEntry, MailEntry, ledger_of, mails_of, search_subscribers};
 pub use signup::{Signup, SignupOutcome, record_signups};
 pub use unsubscribe::{
-    find_subscriber_by_unsubscribe_token, unsubscribe_by_staff, unsubscribe_subscriber,
+    end_subscription, find_subscriber_by_unsubscribe_token, mark_bounced, unsubscribe_by_staff,
+    unsubscribe_subscriber,
 };
 
 use chrono::NaiveDateTime;

@@ -2,6 +2,7 @@
 //! Idempotent and race-free: only the request that changes the status writes the ledger entry,
 //! and the person's queued mail is skipped at once.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{Subscriber, find_subscriber};
@@ -52,7 +53,7 @@ pub fn unsubscribe_subscriber(
         let Some(subscriber) = find_subscriber_by_unsubscribe_token(conn, token_hash)? else {
             return Ok(None);
         };
-        unsubscribe(conn, &subscriber, context)?;
+        end_subscription(conn, subscriber.id, EventKind::Unsubscribed, context)?;
         Ok(Some(subscriber))
     })
 }
@@ -67,20 +68,24 @@ pub fn unsubscribe_by_staff(
         let Some(subscriber) = find_subscriber(conn, subscriber_id)? else {
             return Ok(None);
         };
-        unsubscribe(conn, &subscriber, context)?;
+        end_subscription(conn, subscriber.id, EventKind::Unsubscribed, context)?;
         Ok(find_subscriber(conn, subscriber_id)?)
     })
 }
 
-fn unsubscribe(
+/// Unsubscribes a person, once, with a ledger entry of `kind` (`unsubscribed`, or
+/// `complained` for a spam complaint), and skips the mail queued for them. False when they were
+/// unsubscribed already.
+pub fn end_subscription(
     conn: &mut DbConnection,
-    subscriber: &Subscriber,
+    subscriber_id: i64,
+    kind: EventKind,
     context: &EventContext,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let now = now();
     let changed = diesel::update(
         subscribers::table
-            .find(subscriber.id)
+            .find(subscriber_id)
             .filter(subscribers::status.ne(SubscriberStatus::Unsubscribed.as_str())),
     )
     .set((
@@ -90,8 +95,32 @@ fn unsubscribe(
     ))
     .execute(conn)?;
     if changed == 1 {
-        insert_event(conn, subscriber.id, EventKind::Unsubscribed, context)?;
-        skip_queued_mail_of(conn, subscriber.id, now)?;
+        insert_event(conn, subscriber_id, kind, context)?;
+        skip_queued_mail_of(conn, subscriber_id, now)?;
     }
-    Ok(())
+    Ok(changed == 1)
+}
+
+/// Marks a person bounced (their mailbox does not exist), once, with the evidence in the
+/// ledger; the worker sends them nothing more. False when they were bounced already.
+pub fn mark_bounced(
+    conn: &mut DbConnection,
+    subscriber_id: i64,
+    context: &EventContext,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        subscribers::table
+            .find(subscriber_id)
+            .filter(subscribers::status.ne(SubscriberStatus::Bounced.as_str())),
+    )
+    .set((
+        subscribers::status.eq(SubscriberStatus::Bounced.as_str()),
+        subscribers::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if changed > 0 {
+        insert_event(conn, subscriber_id, EventKind::Bounced, context)?;
+    }
+    Ok(changed > 0)
 }

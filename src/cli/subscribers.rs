@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::db::events::EventContext;
 use crate::db::subscribers::{
     SubscriberFilter, WithoutStatus, erase_subscriber, find_subscriber_by_email, import_in_batches,
-    list_subscribers, subscribers_after, unsubscribe_by_staff,
+    list_subscribers, subscribers_after, unsubscribe_by_staff, why_they_left,
 };
 use crate::domain::{SubscriberEmail, SubscriberStatus};
 use crate::list_csv;
@@ -28,8 +28,19 @@ pub async fn subscribers(settings: &Settings, command: SubscribersCommand) -> an
                 status: parse_status(status.as_deref())?,
                 email,
             };
-            let (rows, total) = db
-                .run(move |conn| Ok(list_subscribers(conn, &filter, page.max(1), 50)?))
+            let (rows, total, left) = db
+                .run(move |conn| {
+                    let (rows, total) = list_subscribers(conn, &filter, page.max(1), 50)?;
+                    let gone: Vec<i64> = rows
+                        .iter()
+                        .filter(|s| {
+                            s.status != SubscriberStatus::Confirmed.as_str()
+                                && s.status != SubscriberStatus::Pending.as_str()
+                        })
+                        .map(|s| s.id)
+                        .collect();
+                    Ok((rows, total, why_they_left(conn, &gone)?))
+                })
                 .await?;
             println!("{:>8}  {:<13} {:<17} EMAIL", "ID", "STATUS", "SINCE");
             for s in rows {
@@ -40,6 +51,18 @@ pub async fn subscribers(settings: &Settings, command: SubscribersCommand) -> an
                     s.created_at.format("%Y-%m-%d %H:%M"),
                     s.email
                 );
+                // Why they left, with the evidence: the bounce's status and words, who
+                // reported it, or how they asked.
+                if let Some((kind, at, source, detail)) = left.get(&s.id) {
+                    println!(
+                        "          {kind} {} via {source}{}",
+                        at.format("%Y-%m-%d %H:%M"),
+                        detail
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    );
+                }
             }
             eprintln!("page {} of {} subscriber(s)", page.max(1), total);
         }

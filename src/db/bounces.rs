@@ -8,7 +8,7 @@ use chrono::Duration;
 use diesel::prelude::*;
 
 use super::events::EventContext;
-use super::schema::{bounce_reports, deliveries, subscribers};
+use super::schema::{bounce_reports, deliveries, digest_totals, subscribers};
 use super::subscribers::{end_subscription, mark_bounced};
 use super::{DbConnection, now, write_tx};
 use crate::domain::{DeliveryStatus, EventKind, FailureKind, email_key};
@@ -113,7 +113,7 @@ pub fn apply_report(
         }
         if report.class == ReportClass::AboutUs {
             if let Some(id) = delivery_id {
-                diesel::update(
+                let failed = diesel::update(
                     deliveries::table
                         .find(id)
                         .filter(deliveries::status.eq(DeliveryStatus::Sent.as_str())),
@@ -124,6 +124,21 @@ pub fn apply_report(
                     deliveries::last_error.eq(evidence(report)),
                 ))
                 .execute(conn)?;
+                // A finished digest's kept totals (the staff pages' counts) move with it.
+                if failed == 1 {
+                    let digest: Option<i64> = deliveries::table
+                        .find(id)
+                        .select(deliveries::digest_id)
+                        .first(conn)?;
+                    if let Some(digest) = digest {
+                        diesel::update(digest_totals::table.find(digest))
+                            .set((
+                                digest_totals::sent.eq(digest_totals::sent - 1),
+                                digest_totals::failed.eq(digest_totals::failed + 1),
+                            ))
+                            .execute(conn)?;
+                    }
+                }
             }
             return Ok(Applied::SenderProblem { delivery_id });
         }

@@ -86,6 +86,18 @@ async fn a_hard_bounce_that_names_a_subscriber_marks_them_bounced_with_the_evide
         "addresses masked: {detail}"
     );
 
+    // The command line shows who bounced, and why.
+    let listed = app
+        .command(&["subscribers", "list", "--status", "bounced"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.contains("userunknown@bouncehammer.jp"), "{listed}");
+    assert!(
+        listed.contains("bounced") && listed.contains("via bounce-mail: 5.1.1"),
+        "{listed}"
+    );
+
     // The same message again changes nothing more.
     let entries = ledger(&app, "userunknown@bouncehammer.jp").len();
     let (code, _) = process(&app, "lhost-sendmail-01.eml", None).await;
@@ -294,4 +306,41 @@ async fn a_message_that_cannot_be_read_or_a_database_out_of_reach_asks_the_mail_
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(75), "{output:?}");
+}
+
+#[tokio::test]
+async fn ten_copies_of_one_complaint_processed_at_once_leave_one_ledger_entry() {
+    let app = spawn_app_with(|_| {}).await;
+    app.seed_people(&[("redacted@example.net", None)]);
+    let raw = std::fs::read(format!("{FIXTURES}/arf-01.eml")).unwrap();
+    let all = (0..10).map(|_| {
+        let (db, settings, raw) = (app.db.clone(), app.settings.clone(), raw.clone());
+        tokio::spawn(async move {
+            newsletter::bounces::process(&db, &settings, None, &raw, None)
+                .await
+                .unwrap()
+        })
+    });
+    let handled: Vec<_> = futures_util::future::join_all(all)
+        .await
+        .into_iter()
+        .flat_map(|h| h.unwrap())
+        .collect();
+    let unsubscribed = handled
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.applied,
+                newsletter::db::bounces::Applied::Unsubscribed { .. }
+            )
+        })
+        .count();
+    assert_eq!(unsubscribed, 1, "{handled:?}");
+    let complained = ledger(&app, "redacted@example.net")
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "complained")
+        .count();
+    assert_eq!(complained, 1);
+    let kept: i64 = app.query(|conn| bounce_reports::table.count().get_result(conn));
+    assert_eq!(kept, 10, "every report is kept as evidence");
 }

@@ -1418,3 +1418,38 @@ async fn staff_add_run_and_remove_an_automation_in_the_browser() {
         404
     );
 }
+
+#[tokio::test]
+async fn staff_see_what_came_back_on_the_digest_and_the_person() {
+    let app = spawn_app().await;
+    add_member(&app, "ann@clinic.example");
+    app.seed_people(&[
+        ("userunknown@bouncehammer.jp", None),
+        ("redacted@example.net", None),
+    ]);
+    let token = app.staff_token();
+    let digest = app.queued_digest(&token).await;
+    app.wait_until_sent(&token, digest).await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bounces");
+    for file in ["lhost-sendmail-01.eml", "arf-01.eml"] {
+        let raw = std::fs::read(format!("{fixtures}/{file}")).unwrap();
+        newsletter::bounces::process(&app.db, &app.settings, None, &raw, None)
+            .await
+            .unwrap();
+    }
+    let browser = Browser::sign_in(&app, "ann@clinic.example").await;
+    let (_, page) = browser.get(&format!("/admin/digests/{digest}")).await;
+    assert!(
+        page.contains(
+            "Came back afterwards: 1 hard bounce (those readers are marked bounced) and 1 complaint"
+        ),
+        "{page}"
+    );
+    let id = app.subscriber_id("userunknown@bouncehammer.jp");
+    let (_, person) = browser.get(&format!("/admin/subscribers/{id}")).await;
+    assert!(person.contains("bounce-mail"), "{person}");
+    assert!(
+        person.contains("5.1.1") && person.contains("User Unknown"),
+        "{person}"
+    );
+}

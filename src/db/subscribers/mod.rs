@@ -16,7 +16,7 @@ pub use erase::erase_subscriber;
 pub use import::{
     ImportReport, ImportedPerson, WithoutStatus, import_in_batches, import_subscribers,
 };
-pub use search::{LedgerEntry, MailEntry, ledger_of, mails_of, search_subscribers};
+pub use search::{LedgerEntry, MailEntry, ledger_of, mails_of, search_subscribers, why_they_left};
 pub use signup::{Signup, SignupOutcome, record_signups};
 pub use unsubscribe::{
     end_subscription, find_subscriber_by_unsubscribe_token, mark_bounced, unsubscribe_by_staff,

@@ -149,6 +149,31 @@ pub fn ledger_of(conn: &mut DbConnection, subscriber_id: i64) -> QueryResult<Vec
         .load(conn)
 }
 
+/// Why each of these people left, from their latest `bounced`, `complained` or `unsubscribed`
+/// entry: (kind, when, source, evidence).
+pub fn why_they_left(
+    conn: &mut DbConnection,
+    subscriber_ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, (String, NaiveDateTime, String, Option<String>)>> {
+    let entries: Vec<(Option<i64>, String, NaiveDateTime, String, Option<String>)> =
+        subscriber_events::table
+            .filter(subscriber_events::subscriber_id.eq_any(subscriber_ids))
+            .filter(subscriber_events::kind.eq_any(["bounced", "complained", "unsubscribed"]))
+            .order(subscriber_events::id)
+            .select((
+                subscriber_events::subscriber_id,
+                subscriber_events::kind,
+                subscriber_events::created_at,
+                subscriber_events::source,
+                subscriber_events::detail,
+            ))
+            .load(conn)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(id, kind, at, source, detail)| Some((id?, (kind, at, source, detail))))
+        .collect())
+}
+
 /// One mail sent (or meant) for a person.
 #[derive(Debug, Clone, Queryable, Serialize)]
 pub struct MailEntry {

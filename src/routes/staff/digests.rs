@@ -434,6 +434,9 @@ pub struct ProgressView {
     sent: i64,
     failed: i64,
     skipped: i64,
+    /// Readers whose copy came back later as a hard bounce, and who complained.
+    bounced: i64,
+    complained: i64,
     /// Done of all, 0 to 100.
     percent: i64,
     started_at: Option<String>,
@@ -444,10 +447,13 @@ pub struct ProgressView {
 /// send is over (see [`summarize`]), so a finished digest's page does not count its deliveries
 /// on every view.
 fn progress_of(conn: &mut crate::db::DbConnection, digest: Digest) -> anyhow::Result<ProgressView> {
+    let (bounced, complained) = crate::db::bounces::digest_bounce_counts(conn, digest.id)?;
     let p = summarize(conn, digest)?;
     let total = p.queued + p.sent + p.failed + p.skipped;
     let done = p.sent + p.failed + p.skipped;
     Ok(ProgressView {
+        bounced,
+        complained,
         percent: if total == 0 { 100 } else { done * 100 / total },
         started_at: p.digest.started_at.map(crate::db::staff_time),
         finished_at: p.digest.finished_at.map(crate::db::staff_time),

@@ -53,14 +53,14 @@ pub async fn subscribers(settings: &Settings, command: SubscribersCommand) -> an
                 );
                 // Why they left, with the evidence: the bounce's status and words, who
                 // reported it, or how they asked.
-                if let Some((kind, at, source, detail)) = left.get(&s.id) {
+                if let Some(left) = left.get(&s.id) {
+                    let detail = left.detail.as_deref().map(|d| format!(": {d}"));
                     println!(
-                        "          {kind} {} via {source}{}",
-                        at.format("%Y-%m-%d %H:%M"),
-                        detail
-                            .as_deref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
+                        "          {} {} via {}{}",
+                        left.kind,
+                        left.at.format("%Y-%m-%d %H:%M"),
+                        left.source,
+                        detail.unwrap_or_default()
                     );
                 }
             }

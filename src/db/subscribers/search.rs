@@ -149,28 +149,37 @@ pub fn ledger_of(conn: &mut DbConnection, subscriber_id: i64) -> QueryResult<Vec
         .load(conn)
 }
 
-/// Why each of these people left, from their latest `bounced`, `complained` or `unsubscribed`
-/// entry: (kind, when, source, evidence).
+/// Why a person left: their latest `bounced`, `complained` or `unsubscribed` entry.
+#[derive(Debug, Clone, Queryable)]
+pub struct Departure {
+    pub subscriber_id: Option<i64>,
+    pub kind: String,
+    pub at: NaiveDateTime,
+    pub source: String,
+    /// The evidence: the bounce's status and words, who reported it.
+    pub detail: Option<String>,
+}
+
+/// Why each of these people left, by subscriber id.
 pub fn why_they_left(
     conn: &mut DbConnection,
     subscriber_ids: &[i64],
-) -> QueryResult<std::collections::HashMap<i64, (String, NaiveDateTime, String, Option<String>)>> {
-    let entries: Vec<(Option<i64>, String, NaiveDateTime, String, Option<String>)> =
-        subscriber_events::table
-            .filter(subscriber_events::subscriber_id.eq_any(subscriber_ids))
-            .filter(subscriber_events::kind.eq_any(["bounced", "complained", "unsubscribed"]))
-            .order(subscriber_events::id)
-            .select((
-                subscriber_events::subscriber_id,
-                subscriber_events::kind,
-                subscriber_events::created_at,
-                subscriber_events::source,
-                subscriber_events::detail,
-            ))
-            .load(conn)?;
+) -> QueryResult<std::collections::HashMap<i64, Departure>> {
+    let entries: Vec<Departure> = subscriber_events::table
+        .filter(subscriber_events::subscriber_id.eq_any(subscriber_ids))
+        .filter(subscriber_events::kind.eq_any(["bounced", "complained", "unsubscribed"]))
+        .order(subscriber_events::id)
+        .select((
+            subscriber_events::subscriber_id,
+            subscriber_events::kind,
+            subscriber_events::created_at,
+            subscriber_events::source,
+            subscriber_events::detail,
+        ))
+        .load(conn)?;
     Ok(entries
         .into_iter()
-        .filter_map(|(id, kind, at, source, detail)| Some((id?, (kind, at, source, detail))))
+        .filter_map(|d| Some((d.subscriber_id?, d)))
         .collect())
 }
 

@@ -24,6 +24,17 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub templates: TemplatesSettings,
     pub bounces: BouncesSettings,
+    pub inbound: InboundSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    /// Where `serve` takes bounces by SMTP (`127.0.0.1:2525`); empty: no listener.
+    pub listen: String,
+    pub max_message_bytes: usize,
+    /// Messages per client address per minute.
+    pub messages_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

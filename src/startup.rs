@@ -194,6 +194,7 @@ impl Application {
         let scheduler = with_worker
             .then(|| crate::scheduler::Scheduler::new(&parts, settings.clone(), wake.clone()));
         let worker = with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate));
+        start_inbound_listener(&parts, &settings)?;
         let server = run_server(listener, state, settings.server.max_body_bytes)?;
         tracing::info!(%address, port, base_url = settings.base_url(), "listening");
         Ok(Application {
@@ -238,6 +239,20 @@ impl Application {
         }
         served
     }
+}
+
+/// The SMTP listener for bounces, when `inbound.listen` is set.
+fn start_inbound_listener(parts: &Parts, settings: &Arc<Settings>) -> anyhow::Result<()> {
+    let address = settings.inbound.listen.trim();
+    if address.is_empty() {
+        return Ok(());
+    }
+    let verp = parts.verp.clone().context(
+        "inbound.listen needs mail.bounce_address: the listener takes mail for its tagged addresses",
+    )?;
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("listening for inbound mail on {address}"))?;
+    crate::bounces::listener::start(listener, parts.db.clone(), settings.clone(), verp)
 }
 
 /// CORS for the JSON signup API: the pages of `origins` may `fetch()` it. Any other origin gets

@@ -4,6 +4,7 @@
 
 mod classify;
 mod inbound;
+pub mod listener;
 mod verp;
 
 pub use classify::{BounceClass, Finding, classify, judge};

@@ -344,3 +344,133 @@ async fn ten_copies_of_one_complaint_processed_at_once_leave_one_ledger_entry() 
     let kept: i64 = app.query(|conn| bounce_reports::table.count().get_result(conn));
     assert_eq!(kept, 10, "every report is kept as evidence");
 }
+
+/// Hands `raw` to the listener at `port` for `to` in a plain SMTP dialogue; the first reply
+/// that is not a success (code and words), or the 250 after the message.
+async fn hand_over(port: u16, to: &str, raw: Vec<u8>) -> (u16, String) {
+    let to = to.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut reply = || -> (u16, String) {
+            let mut text = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                text.push_str(&line);
+                if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                    return (line[..3].parse().unwrap_or(0), text);
+                }
+            }
+        };
+        reply();
+        let mut body = String::from_utf8_lossy(&raw)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n");
+        body = body
+            .split("\r\n")
+            .map(|line| {
+                if line.starts_with('.') {
+                    format!(".{line}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        for (command, expected) in [
+            ("EHLO mx.example.jp".to_string(), 250),
+            ("MAIL FROM:<mailer-daemon@mx.example.jp>".to_string(), 250),
+            (format!("RCPT TO:<{to}>"), 250),
+            ("DATA".to_string(), 354),
+            (format!("{body}\r\n."), 250),
+        ] {
+            write!(writer, "{command}\r\n").unwrap();
+            let (code, text) = reply();
+            if code != expected {
+                let _ = write!(writer, "QUIT\r\n");
+                return (code, text);
+            }
+            if command.ends_with("\r\n.") {
+                let _ = write!(writer, "QUIT\r\n");
+                return (code, text);
+            }
+        }
+        unreachable!()
+    })
+    .await
+    .unwrap()
+}
+
+async fn app_with_listener(
+    adjust: impl FnOnce(&mut newsletter::configuration::Settings),
+) -> (TestApp, u16) {
+    let port = crate::helpers::free_port();
+    let app = spawn_app_with(move |s| {
+        s.mail.bounce_address = "bounces@news.example.org".into();
+        s.inbound.listen = format!("127.0.0.1:{port}");
+        adjust(s);
+    })
+    .await;
+    (app, port)
+}
+
+#[tokio::test]
+async fn the_smtp_listener_takes_a_bounce_for_a_tagged_address_and_refuses_everyone_else() {
+    let (app, port) = app_with_listener(|_| {}).await;
+    assert_eq!(
+        app.settings.inbound.max_message_bytes,
+        10 * 1024 * 1024,
+        "the default"
+    );
+    app.seed_people(&[("maria@example.org", None)]);
+    let token = app.staff_token();
+    let digest = app.queued_digest(&token).await;
+    app.wait_until_sent(&token, digest).await;
+    let copy = app.smtp.wait_for("maria@example.org", 1).await.remove(0);
+    let hard = std::fs::read(format!("{FIXTURES}/lhost-sendmail-01.eml")).unwrap();
+
+    // Nobody else's mail: 550 at RCPT, nothing stored.
+    let (code, said) = hand_over(port, "postmaster@news.example.org", hard.clone()).await;
+    assert_eq!(code, 550, "{said}");
+    assert!(said.contains("bounces only"), "{said}");
+    let forged = copy.mail_from.replace("bounces+", "bounces+7");
+    assert_eq!(hand_over(port, &forged, hard.clone()).await.0, 550);
+
+    let (code, said) = hand_over(port, &copy.mail_from, hard).await;
+    assert_eq!(code, 250, "{said}");
+    assert_eq!(
+        app.subscriber_status("maria@example.org").as_deref(),
+        Some("bounced")
+    );
+    let kept: i64 = app.query(|conn| bounce_reports::table.count().get_result(conn));
+    assert_eq!(kept, 1);
+}
+
+#[tokio::test]
+async fn the_listener_refuses_a_message_too_big_and_a_client_past_sixty_a_minute() {
+    let (app, port) = app_with_listener(|s| s.inbound.max_message_bytes = 20_000).await;
+    assert_eq!(app.settings.inbound.messages_per_minute, 60, "the default");
+    let big = [
+        b"Subject: too big\r\n\r\n".to_vec(),
+        vec![b'x'; 30_000],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    let (code, said) = hand_over(port, "bounces@news.example.org", big).await;
+    assert_eq!(code, 552, "{said}");
+    assert!(said.contains("too big"), "{said}");
+
+    // An auto-reply to the bare address: read, changes nothing; the 61st in a minute is refused.
+    let reply = std::fs::read(format!("{FIXTURES}/rfc3834-01.eml")).unwrap();
+    for n in 2..=60 {
+        let (code, said) = hand_over(port, "bounces@news.example.org", reply.clone()).await;
+        assert_eq!(code, 250, "message {n}: {said}");
+    }
+    let (code, said) = hand_over(port, "bounces@news.example.org", reply).await;
+    assert_eq!(code, 421, "{said}");
+    assert!(said.contains("Too many messages"), "{said}");
+}

@@ -25,6 +25,16 @@ pub struct Settings {
     pub templates: TemplatesSettings,
     pub bounces: BouncesSettings,
     pub inbound: InboundSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics`.
+    pub enabled: bool,
+    /// When set, a scrape must carry `Authorization: Bearer <token>`.
+    pub token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]

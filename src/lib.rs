@@ -13,6 +13,7 @@ pub mod domain;
 pub mod email;
 pub mod feeds;
 pub mod list_csv;
+pub mod metrics;
 pub mod routes;
 pub mod scheduler;
 pub mod startup;

@@ -42,6 +42,7 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Runs an automation when staff ask (the scheduler runs them on their schedule).
     pub automations: crate::automations::Runner,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Signups per client address per minute (GCRA, so a burst up to the limit is fine).
@@ -100,6 +101,8 @@ pub struct Parts {
     pub mailer: Mailer,
     pub templates: Arc<Templates>,
     pub verp: Option<crate::bounces::Verp>,
+    /// This process's counters, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Opens the database (running migrations) and builds the mail side.
@@ -118,6 +121,7 @@ pub fn build_parts(settings: &Settings) -> anyhow::Result<Parts> {
         mailer,
         templates,
         verp,
+        metrics: Arc::default(),
     })
 }
 
@@ -190,6 +194,7 @@ impl Application {
                 parts.mailer.clone(),
                 wake.clone(),
             ),
+            metrics: parts.metrics.clone(),
         });
         let scheduler = with_worker
             .then(|| crate::scheduler::Scheduler::new(&parts, settings.clone(), wake.clone()));
@@ -332,6 +337,7 @@ fn run_server(
             .app_data(web::PayloadConfig::new(max_body))
             .service(page("/", "GET, HEAD").route(get_or_head().to(routes::front_door)))
             .service(page("/health", "GET, HEAD").route(get_or_head().to(routes::health)))
+            .service(page("/metrics", "GET").route(web::get().to(routes::metrics)))
             .service(page("/archive", "GET, HEAD").route(get_or_head().to(routes::archive_index)))
             .service(
                 page("/archive.atom", "GET, HEAD").route(get_or_head().to(routes::archive_feed)),

@@ -275,3 +275,26 @@ pub fn digest_bounce_counts(conn: &mut DbConnection, digest_id: i64) -> QueryRes
     };
     Ok((of("hard"), of("complaint")))
 }
+
+/// What `/metrics` reads for every instance: queued deliveries, how long the oldest due one has
+/// waited, and the reports of mail that came back by class.
+pub fn metrics_snapshot(conn: &mut DbConnection) -> QueryResult<crate::metrics::Snapshot> {
+    let now = now();
+    let queued = deliveries::table.filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()));
+    let queue_depth: i64 = queued.count().get_result(conn)?;
+    let oldest: Option<chrono::NaiveDateTime> = queued
+        .filter(deliveries::next_attempt_at.le(now))
+        .select(diesel::dsl::min(deliveries::next_attempt_at))
+        .first(conn)?;
+    let reports: Vec<(String, i64)> = bounce_reports::table
+        .group_by(bounce_reports::class)
+        .select((bounce_reports::class, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(crate::metrics::Snapshot {
+        queue_depth,
+        oldest_due_seconds: oldest
+            .map(|at| (now - at).num_seconds().max(0))
+            .unwrap_or(0),
+        reports,
+    })
+}

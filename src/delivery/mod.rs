@@ -99,6 +99,7 @@ pub struct Worker<S, M> {
     policy: DeliveryPolicy,
     wake: Arc<Notify>,
     gate: DigestGate,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The worker of the real service: the database as its store, the mailer as its messenger.
@@ -119,6 +120,7 @@ impl DbWorker {
             wake,
             gate,
         )
+        .with_metrics(parts.metrics.clone())
     }
 }
 
@@ -129,6 +131,7 @@ struct Shared<S, M> {
     composer: Arc<Composer>,
     policy: DeliveryPolicy,
     gate: DigestGate,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Claim id → rows of it not yet recorded: what the heartbeat renews.
     live_claims: std::sync::Mutex<HashMap<i64, usize>>,
     /// Jobs taken by senders so far, for the pace of claims.
@@ -244,7 +247,14 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             policy,
             wake,
             gate,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts its attempts and their SMTP time in `metrics` (what `/metrics` shows).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Worker<S, M> {
+        self.metrics = metrics;
+        self
     }
 
     /// Sends until `stop` turns true: the mail in flight then finishes, what is held but not
@@ -266,6 +276,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             messenger: self.messenger,
             composer: self.composer,
             gate: self.gate,
+            metrics: self.metrics,
             live_claims: std::sync::Mutex::default(),
             handed: AtomicU64::new(0),
             taken: Notify::new(),

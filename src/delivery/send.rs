@@ -45,7 +45,18 @@ pub(super) async fn send_jobs<S: Store, M: Messenger>(
             }
             // Checked again right before the message: the wait may have been long.
             if may_send(&job) {
+                let started = std::time::Instant::now();
                 outcome = deliver(&shared, &mut session, &job).await;
+                let counted = match &outcome {
+                    Outcome::Sent => Some("sent"),
+                    Outcome::Retry { .. } => Some("retry"),
+                    Outcome::Failed { .. } => Some("failed"),
+                    Outcome::Released => None,
+                };
+                if let Some(counted) = counted {
+                    let kind = job.letter.kind.as_str();
+                    shared.metrics.delivered(kind, counted, started.elapsed());
+                }
             }
         }
         let finished = job.finished(outcome);

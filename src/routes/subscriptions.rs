@@ -137,6 +137,7 @@ pub async fn subscribe(
     };
     tracing::info!(subscriber = %masked, ?outcome, "signup");
     if outcome == SignupOutcome::ConfirmationQueued {
+        state.metrics.signed_up();
         state.wake_worker.notify_one();
     }
     Ok(accepted(&state, format))

@@ -82,6 +82,7 @@ pub async fn confirm(
     let response = match outcome {
         ConfirmOutcome::Confirmed => {
             tracing::info!("subscription confirmed");
+            state.metrics.confirmed();
             state.wake_worker.notify_one();
             Page::new(
                 &t.text("confirm.done_title", &[]),

@@ -78,6 +78,7 @@ pub async fn unsubscribe(
         return Ok(not_found(&state)?);
     }
     tracing::info!("unsubscribed");
+    state.metrics.unsubscribed();
     let site = &state.settings.site.name;
     let t = state.templates.texts();
     let mut page = Page::new(

@@ -24,6 +24,7 @@ mod language;
 mod leaving;
 mod list_io;
 mod logs;
+mod metrics;
 mod proxies;
 mod queue;
 mod schedule;

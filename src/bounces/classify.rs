@@ -777,15 +777,32 @@ mod tests {
 
     #[test]
     fn the_words_decide_over_the_status_code() {
-        // A full mailbox reported with 5.1.1 is soft; an unknown user without 5.1.x is hard.
+        // A full mailbox reported with 5.1.1 is soft. An unknown user is hard with a status
+        // that names the mailbox, and soft with one that proves nothing (5.0.0), a
+        // mailbox-status code (5.2.x: carriers say "unknown" for what their filter refused) or
+        // after DATA.
         assert_eq!(
             judge(Some("5.1.1"), "552 Mailbox is full", true),
             BounceClass::Soft
         );
         assert_eq!(
-            judge(Some("5.0.0"), "550 Unknown user kijitora", true),
+            judge(Some("5.1.1"), "550 Unknown user kijitora", true),
             BounceClass::Hard
         );
+        for (status, words) in [
+            ("5.0.0", "550 Unknown user kijitora"),
+            ("5.2.0", "550 Unknown user kijitora"),
+            (
+                "5.1.1",
+                "550 5.1.1 User unknown (in reply to end of DATA command)",
+            ),
+        ] {
+            assert_eq!(
+                judge(Some(status), words, true),
+                BounceClass::Soft,
+                "{status} {words}"
+            );
+        }
         assert_eq!(
             judge(Some("5.7.1"), "550 5.7.1 Message rejected as spam", true),
             BounceClass::AboutUs

@@ -475,15 +475,8 @@ async fn the_command_line_adds_lists_runs_and_removes_automations() {
         let mut command = app.command(args);
         command.env("NEWSLETTER__FEEDS__ALLOW_PRIVATE_NETWORKS", "true");
         async move {
-            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-                .await
-                .unwrap();
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            (output.status.success(), said)
+            let (code, said) = crate::helpers::output_of(command).await;
+            (code == Some(0), said)
         }
     };
     let (ok, said) = run(&[

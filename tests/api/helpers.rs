@@ -935,6 +935,20 @@ pub fn empty_database_url(dir: &std::path::Path) -> String {
     url.to_string()
 }
 
+/// Runs a command off the test's thread (which may be serving what the command fetches):
+/// its exit code and what it printed (stdout, then stderr).
+pub async fn output_of(mut command: std::process::Command) -> (Option<i32>, String) {
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), said)
+}
+
 /// Serves `body` as an RSS feed at `/feed.xml` on a free port; returns the feed's URL.
 pub fn serve_feed(body: &'static str) -> String {
     serve_bytes(body.as_bytes().to_vec(), "application/rss+xml")

@@ -26,15 +26,15 @@ async fn process(app: &TestApp, file: &str, envelope_to: Option<&str>) -> (i32, 
         "NEWSLETTER__MAIL__BOUNCE_ADDRESS",
         &app.settings.mail.bounce_address,
     );
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), said)
+    let (code, said) = crate::helpers::output_of(command).await;
+    (code.unwrap_or(-1), said)
+}
+
+/// The `mailto:` address of a copy's List-Unsubscribe.
+fn mailto_of(mail: &crate::helpers::ReceivedMail) -> String {
+    let header = mail.header("List-Unsubscribe").unwrap();
+    let after = header.split("<mailto:").nth(1).expect("a mailto");
+    after.split(['?', '>']).next().unwrap().to_string()
 }
 
 fn ledger(app: &TestApp, email: &str) -> Vec<(String, String, Option<String>)> {
@@ -121,11 +121,7 @@ async fn every_copy_has_a_tagged_return_path_and_its_bounce_finds_the_reader_wha
     let jon = app.smtp.wait_for("jon@example.org", 1).await.remove(0);
     assert_ne!(jon.mail_from, return_path, "each copy its own tag");
     // The one-click mailto is the copy's own unsubscribe address.
-    let list_unsubscribe = mail.header("List-Unsubscribe").unwrap();
-    assert!(
-        list_unsubscribe.contains("<mailto:unsubscribe+"),
-        "{list_unsubscribe}"
-    );
+    assert!(mailto_of(&mail).starts_with("unsubscribe+"));
 
     // The bounce names another address (the relay rewrote it); the tag decides.
     let (code, said) = process(&app, "lhost-sendmail-01.eml", Some(&return_path)).await;
@@ -152,25 +148,8 @@ async fn every_copy_has_a_tagged_return_path_and_its_bounce_finds_the_reader_wha
     );
 
     // Mail to the copy's unsubscribe address (RFC 2369 mailto) unsubscribes its reader.
-    let mailto = list_unsubscribe
-        .split("<mailto:")
-        .nth(1)
-        .unwrap()
-        .split(['?', '>'])
-        .next()
-        .unwrap()
-        .to_string();
-    let jon_mailto = jon
-        .header("List-Unsubscribe")
-        .unwrap()
-        .split("<mailto:")
-        .nth(1)
-        .unwrap()
-        .split(['?', '>'])
-        .next()
-        .unwrap()
-        .to_string();
-    assert_ne!(mailto, jon_mailto);
+    let jon_mailto = mailto_of(&jon);
+    assert_ne!(mailto_of(&mail), jon_mailto);
     let (code, said) = process(&app, "rfc3834-01.eml", Some(&jon_mailto)).await;
     assert_eq!(code, 0, "{said}");
     assert_eq!(

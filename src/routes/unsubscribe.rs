@@ -74,11 +74,14 @@ pub async fn unsubscribe(
         .db
         .run(move |conn| unsubscribe_subscriber(conn, &hash, &context))
         .await?;
-    if done.is_none() {
+    let Some(before) = done else {
         return Ok(not_found(&state)?);
-    }
+    };
     tracing::info!("unsubscribed");
-    state.metrics.unsubscribed();
+    // A second click on the same link changes nothing and counts nothing.
+    if before.status != crate::domain::SubscriberStatus::Unsubscribed.as_str() {
+        state.metrics.unsubscribed();
+    }
     let site = &state.settings.site.name;
     let t = state.templates.texts();
     let mut page = Page::new(

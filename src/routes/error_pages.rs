@@ -44,7 +44,24 @@ enum Wanted {
     Theirs,
 }
 
-fn answer<B: 'static>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+/// A refusal of a body that was not read (too large, too slow) may leave its rest on the
+/// connection: the answer closes it, so that no client sends its next request after it.
+fn unread_body(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    )
+}
+
+fn answer<B: 'static>(
+    mut response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if unread_body(response.status()) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     let kind = content_kind(response.headers());
     let wanted = wanted(response.request());
     // A page of ours always stays; JSON of ours stays unless a browser asked for a page.
@@ -68,7 +85,12 @@ fn answer<B: 'static>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         Wanted::Json => json(status, detail.as_deref()),
         Wanted::Page | Wanted::Theirs => page(&request, status)?,
     };
-    let replaced = with_headers_of(replaced, &headers);
+    let mut replaced = with_headers_of(replaced, &headers);
+    if unread_body(status) {
+        replaced
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(request, replaced).map_into_right_body::<B>(),
     ))

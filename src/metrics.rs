@@ -13,10 +13,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Static words, so counting a delivery allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
-    kind: String,
-    outcome: String,
+    kind: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,12 +71,9 @@ impl Metrics {
     }
 
     /// One attempt of a delivery, its outcome (`sent`, `retry`, `failed`) and how long it took.
-    pub fn delivered(&self, kind: &str, outcome: &str, took: Duration) {
+    pub fn delivered(&self, kind: &'static str, outcome: &'static str, took: Duration) {
         self.deliveries
-            .get_or_create(&DeliveryLabels {
-                kind: kind.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&DeliveryLabels { kind, outcome })
             .inc();
         self.smtp_seconds.observe(took.as_secs_f64());
     }

@@ -177,6 +177,12 @@ pub struct SiteSettings {
     pub timezone: String,
 }
 
+/// A stored (UTC) time on the clock of `zone`: what the clinic's staff and readers read.
+pub fn on_clock(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> chrono::DateTime<chrono_tz::Tz> {
+    use chrono::TimeZone;
+    chrono::Utc.from_utc_datetime(&at).with_timezone(&zone)
+}
+
 impl SiteSettings {
     /// `site.timezone`, checked at start-up (UTC should it not parse).
     pub fn tz(&self) -> chrono_tz::Tz {

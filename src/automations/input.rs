@@ -1,7 +1,7 @@
 //! What staff give for an automation, checked: a feed address, a 5-field crontab schedule read
 //! in `site.timezone`, a subject template, a mode and who to tell.
 
-use chrono::{NaiveDateTime, TimeZone};
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use crate::db::automations::NewAutomation;
@@ -36,7 +36,7 @@ impl Schedule {
     /// The first time after `after` (UTC) that the schedule names on the clock of `zone`, in
     /// UTC; None for a schedule that never comes (the 30th of February).
     pub fn next_after(&self, after: NaiveDateTime, zone: chrono_tz::Tz) -> Option<NaiveDateTime> {
-        let local = chrono::Utc.from_utc_datetime(&after).with_timezone(&zone);
+        let local = crate::configuration::on_clock(after, zone);
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
@@ -47,6 +47,13 @@ impl Schedule {
     pub fn describe(&self) -> String {
         self.cron.describe()
     }
+}
+
+/// A stored schedule in words; empty should it no longer parse.
+pub fn schedule_in_words(schedule: &str) -> String {
+    Schedule::parse(schedule)
+        .map(|s| s.describe())
+        .unwrap_or_default()
 }
 
 /// An automation as the API, the CLI and the staff page take it.
@@ -82,14 +89,6 @@ pub fn render_subject(template: &str, date: &str, count: usize) -> Result<String
     Ok(subject.to_string())
 }
 
-/// The day it is at `at` (UTC) on the clinic's clock.
-pub fn local_date(at: NaiveDateTime, zone: chrono_tz::Tz) -> chrono::NaiveDate {
-    chrono::Utc
-        .from_utc_datetime(&at)
-        .with_timezone(&zone)
-        .date_naive()
-}
-
 /// Checks an automation and works out its first run after `now`.
 pub fn parse_automation(
     input: &AutomationInput,
@@ -110,7 +109,8 @@ pub fn parse_automation(
         )
     })?;
     let subject = input.subject.trim();
-    render_subject(subject, &local_date(now, zone).to_string(), 3)?;
+    let today = crate::configuration::on_clock(now, zone).date_naive();
+    render_subject(subject, &today.to_string(), 3)?;
     let mode = AutomationMode::parse(input.mode.trim())
         .ok_or("mode must be draft (make it and mail staff to review it) or send")?;
     let notify: Vec<String> = input

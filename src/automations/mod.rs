@@ -6,7 +6,7 @@
 
 mod input;
 
-pub use input::{AutomationInput, Schedule, local_date, parse_automation, render_subject};
+pub use input::{AutomationInput, Schedule, parse_automation, render_subject, schedule_in_words};
 
 use std::sync::Arc;
 
@@ -155,10 +155,8 @@ impl Runner {
     ) -> anyhow::Result<RunOutcome> {
         let zone = self.settings.site.tz();
         let count = article_ids.len();
-        let date = self
-            .composer
-            .texts()
-            .date(local_date(crate::db::now(), zone));
+        let today = crate::configuration::on_clock(crate::db::now(), zone).date_naive();
+        let date = self.composer.texts().date(today);
         let subject =
             render_subject(&automation.subject, &date, count).map_err(anyhow::Error::msg)?;
         let new = NewDigest {

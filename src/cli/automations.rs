@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use super::{AutomationCommand, open_db};
-use crate::automations::{AutomationInput, Runner, Schedule, parse_automation};
+use crate::automations::{AutomationInput, Runner, parse_automation, schedule_in_words};
 use crate::configuration::Settings;
 use crate::db::automations::{
     Automation, delete_automation, find_automation, insert_automation, list_automations,
@@ -84,9 +84,7 @@ pub async fn automation(settings: Settings, command: AutomationCommand) -> anyho
 }
 
 fn describe(automation: &Automation, zone: chrono_tz::Tz) {
-    let when = Schedule::parse(&automation.schedule)
-        .map(|s| s.describe())
-        .unwrap_or_default();
+    let when = schedule_in_words(&automation.schedule);
     println!(
         "{:>4}  {}  {} ({}, {zone})\n      subject {:?}, mode {}, notify {}\n      next run {}, last run {}{}",
         automation.id,

@@ -213,10 +213,7 @@ fn say(id: i64, transition: Transition, done: &str, allowed: &str) -> anyhow::Re
 
 /// A UTC time as the clinic's clock shows it: `2026-12-07 09:00 Europe/Berlin`.
 fn local_time(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> String {
-    use chrono::TimeZone;
-    chrono::Utc
-        .from_utc_datetime(&at)
-        .with_timezone(&zone)
+    crate::configuration::on_clock(at, zone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
 }

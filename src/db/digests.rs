@@ -217,13 +217,11 @@ pub enum SendStart {
 pub fn queue_digest(conn: &mut DbConnection, digest_id: i64) -> anyhow::Result<SendStart> {
     write_tx(conn, |conn| {
         let now = now();
-        let started = diesel::update(digests::table.find(digest_id).filter(
-            digests::status.eq_any([
-                DigestStatus::Draft.as_str(),
-                DigestStatus::Scheduled.as_str(),
-                DigestStatus::Missed.as_str(),
-            ]),
-        ))
+        let started = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq_any(DigestStatus::UNSENT.map(DigestStatus::as_str))),
+        )
         .set((
             digests::status.eq(DigestStatus::Sending.as_str()),
             digests::started_at.eq(now),
@@ -296,13 +294,11 @@ pub fn schedule_digest(
     at: NaiveDateTime,
 ) -> anyhow::Result<ScheduleOutcome> {
     write_tx(conn, |conn| {
-        let changed = diesel::update(digests::table.find(digest_id).filter(
-            digests::status.eq_any([
-                DigestStatus::Draft.as_str(),
-                DigestStatus::Scheduled.as_str(),
-                DigestStatus::Missed.as_str(),
-            ]),
-        ))
+        let changed = diesel::update(
+            digests::table
+                .find(digest_id)
+                .filter(digests::status.eq_any(DigestStatus::UNSENT.map(DigestStatus::as_str))),
+        )
         .set((
             digests::status.eq(DigestStatus::Scheduled.as_str()),
             digests::scheduled_at.eq(at),

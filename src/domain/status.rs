@@ -71,6 +71,20 @@ text_enum!(DigestStatus {
     Sent => "sent",
 });
 
+impl DigestStatus {
+    /// Not begun sending: a draft, a scheduled digest, one that missed its time. Staff can
+    /// still send, schedule or change it.
+    pub const UNSENT: [DigestStatus; 3] = [
+        DigestStatus::Draft,
+        DigestStatus::Scheduled,
+        DigestStatus::Missed,
+    ];
+
+    pub fn is_unsent(self) -> bool {
+        DigestStatus::UNSENT.contains(&self)
+    }
+}
+
 text_enum!(
     /// Why a delivery failed for good.
     FailureKind {

@@ -252,9 +252,7 @@ fn utc(at: NaiveDateTime) -> atom_syndication::FixedDateTime {
 fn sent_on(state: &AppState, started_at: Option<NaiveDateTime>) -> String {
     started_at
         .map(|at| {
-            let local = chrono::Utc
-                .from_utc_datetime(&at)
-                .with_timezone(&state.settings.site.tz());
+            let local = crate::configuration::on_clock(at, state.settings.site.tz());
             state.templates.texts().date(local.date_naive())
         })
         .unwrap_or_default()

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::Staff;
-use crate::automations::{AutomationInput, Schedule, parse_automation};
+use crate::automations::{AutomationInput, parse_automation, schedule_in_words};
 use crate::db::automations::{
     Automation, delete_automation, find_automation, insert_automation, list_automations,
 };
@@ -26,9 +26,7 @@ pub struct AutomationView {
 impl AutomationView {
     pub fn of(automation: Automation, zone: chrono_tz::Tz) -> AutomationView {
         AutomationView {
-            schedule_description: Schedule::parse(&automation.schedule)
-                .map(|s| s.describe())
-                .unwrap_or_default(),
+            schedule_description: schedule_in_words(&automation.schedule),
             automation,
             timezone: zone.to_string(),
         }

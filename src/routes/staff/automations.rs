@@ -4,12 +4,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::TimeZone;
 use serde::Serialize;
 
 use super::articles::sentence;
 use super::{AdminError, Change, Signed, render_status, see_other};
-use crate::automations::{AutomationInput, Schedule, parse_automation};
+use crate::automations::{AutomationInput, parse_automation, schedule_in_words};
 use crate::db::automations::{
     Automation, delete_automation, find_automation, insert_automation, list_automations,
 };
@@ -44,9 +43,7 @@ struct ListPage {
 
 /// A UTC time on the clinic's clock: `Mon 7 December 2026, 09:00`.
 fn on_clinic_clock(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> String {
-    chrono::Utc
-        .from_utc_datetime(&at)
-        .with_timezone(&zone)
+    crate::configuration::on_clock(at, zone)
         .format("%a %-d %B %Y, %H:%M")
         .to_string()
 }
@@ -66,9 +63,7 @@ async fn list_page(
         .await?
         .into_iter()
         .map(|automation| Row {
-            when: Schedule::parse(&automation.schedule)
-                .map(|s| s.describe())
-                .unwrap_or_default(),
+            when: schedule_in_words(&automation.schedule),
             next_run: on_clinic_clock(automation.next_run_at, zone),
             last_run: automation
                 .last_run_at

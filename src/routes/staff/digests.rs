@@ -482,10 +482,7 @@ async fn show_page(
 ) -> Result<HttpResponse, AdminError> {
     let (digest, articles) = load_draft(state, id).await?;
     let status = DigestStatus::parse(&digest.status);
-    let is_draft = matches!(
-        status,
-        Some(DigestStatus::Draft | DigestStatus::Scheduled | DigestStatus::Missed)
-    );
+    let is_draft = status.is_some_and(DigestStatus::is_unsent);
     let shown = digest.clone();
     let (confirmed, progress, failures) = state
         .db
@@ -688,10 +685,7 @@ pub async fn confirm_page(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let (digest, _) = load_draft(&state, id).await?;
-    let sendable = matches!(
-        DigestStatus::parse(&digest.status),
-        Some(DigestStatus::Draft | DigestStatus::Scheduled | DigestStatus::Missed)
-    );
+    let sendable = DigestStatus::parse(&digest.status).is_some_and(DigestStatus::is_unsent);
     if !sendable || state.settings.site.not_ready_for_digests().is_some() {
         return Ok(see_other(&format!("/admin/digests/{id}")));
     }
@@ -865,8 +859,7 @@ pub async fn unschedule(
 
 /// A UTC time on the clinic's clock, for staff: `7 December 2026, 09:00 (Europe/Berlin)`.
 fn local_time(at: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> String {
-    use chrono::TimeZone;
-    let local = chrono::Utc.from_utc_datetime(&at).with_timezone(&zone);
+    let local = crate::configuration::on_clock(at, zone);
     format!("{} ({zone})", local.format("%-d %B %Y, %H:%M"))
 }
 

@@ -103,7 +103,7 @@ impl Metrics {
         );
         registry.register(
             "smtp_seconds",
-            "How long handing one mail to SMTP took",
+            "How long sending one mail took: rendering its copy and the SMTP transaction",
             self.smtp_seconds.clone(),
         );
         let depth = Gauge::<i64>::default();

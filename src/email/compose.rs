@@ -56,8 +56,8 @@ pub struct DigestContent {
 }
 
 impl DigestContent {
-    /// A digest of one article, for trying the templates at start-up.
-    fn sample() -> DigestContent {
+    /// A digest of one article, for trying the templates (mail and archive pages) at start-up.
+    pub fn sample() -> DigestContent {
         DigestContent {
             subject: "Latest research".into(),
             intro_html: "<p>Two new <strong>studies</strong>.</p>".into(),
@@ -321,7 +321,12 @@ impl Composer {
 
     /// Who the message is from and to on the wire: with VERP, the envelope sender is the
     /// copy's tagged bounce address.
-    pub fn envelope(&self, letter: &Letter, message: &Message) -> lettre::address::Envelope {
+    pub fn envelope<'m>(
+        &self,
+        letter: &Letter,
+        message: &'m Message,
+    ) -> std::borrow::Cow<'m, lettre::address::Envelope> {
+        use std::borrow::Cow;
         let tagged = self
             .verp
             .as_ref()
@@ -331,13 +336,15 @@ impl Composer {
                     .parse::<lettre::Address>()
                     .ok()
             });
+        // Without a tag, the message's own envelope, borrowed as before: nothing more per mail.
         match tagged {
             Some(from) => {
                 let to = message.envelope().to().to_vec();
                 lettre::address::Envelope::new(Some(from), to)
-                    .unwrap_or_else(|_| message.envelope().clone())
+                    .map(Cow::Owned)
+                    .unwrap_or(Cow::Borrowed(message.envelope()))
             }
-            None => message.envelope().clone(),
+            None => Cow::Borrowed(message.envelope()),
         }
     }
 

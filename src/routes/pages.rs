@@ -79,7 +79,9 @@ pub fn check_pages(templates: &Templates, settings: &Settings) -> anyhow::Result
     for page in ["message", "subscribe", "confirm", "unsubscribe"] {
         templates.render_page(page, context(settings, &sample))?;
     }
-    let archive = serde_json::json!({
+    // The archive pages show a digest's content: the same sample the mail is tried with.
+    let mut archive = serde_json::to_value(crate::email::DigestContent::sample())?;
+    let page = serde_json::json!({
         "title": "All digests",
         "digests": [{"subject": "Latest research", "url": "https://news.example.org/archive/1-latest-research", "date": "7 December 2026"}],
         "page": 1,
@@ -89,20 +91,11 @@ pub fn check_pages(templates: &Templates, settings: &Settings) -> anyhow::Result
         "canonical_url": "https://news.example.org/archive",
         "feed_url": "https://news.example.org/archive.atom",
         "archive_url": "https://news.example.org/archive",
-        "subject": "Latest research",
         "date": "7 December 2026",
-        "intro_html": "<p>Two new <strong>studies</strong>.</p>",
-        "intro_text": "Two new **studies**.",
-        "archive_path": "/archive/1-latest-research",
-        "articles": [{
-            "title": "Prolotherapy after failed back surgery",
-            "url": "https://clinic.example/prolotherapy",
-            "summary": "91% better or not worse after 12 months.",
-            "published": "2026-11-23",
-            "image_url": "https://clinic.example/spine.jpg",
-            "image_alt": "An X-ray of a lower spine",
-        }],
     });
+    if let (Some(archive), serde_json::Value::Object(page)) = (archive.as_object_mut(), page) {
+        archive.extend(page);
+    }
     for page in ["archive", "archive_digest"] {
         templates.render_page(page, context(settings, &archive))?;
     }

@@ -2,7 +2,7 @@
 //! (its VERP tag, else the recipient the message names), what it says ([`super::classify`]),
 //! and what that does to the list ([`crate::db::bounces::apply_report`]).
 
-use super::{BounceClass, TagKind, Verp, classify};
+use super::{TagKind, Verp, classify};
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::bounces::{Applied, InboundReport, ReportClass, SoftRule, Target, apply_report};
@@ -61,15 +61,8 @@ pub async fn process(
                     }
                     (None, None) => (Target::Nobody, "nobody named".into()),
                 };
-                let class = match finding.class {
-                    BounceClass::Hard => ReportClass::Hard,
-                    BounceClass::Soft => ReportClass::Soft,
-                    BounceClass::AboutUs => ReportClass::AboutUs,
-                    BounceClass::Complaint => ReportClass::Complaint,
-                    BounceClass::Ignore => ReportClass::Ignore,
-                };
                 let report = InboundReport {
-                    class,
+                    class: ReportClass::Bounce(finding.class),
                     status: finding.status,
                     diagnostic: crate::domain::mask_addresses_in(&finding.diagnostic),
                     reporting_mta: finding.reporting_mta,

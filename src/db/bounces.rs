@@ -11,6 +11,7 @@ use super::events::EventContext;
 use super::schema::{bounce_reports, deliveries, digest_totals, subscribers};
 use super::subscribers::{end_subscription, mark_bounced};
 use super::{DbConnection, now, write_tx};
+use crate::bounces::BounceClass;
 use crate::domain::{DeliveryStatus, EventKind, FailureKind, email_key};
 
 /// What came back for one recipient, and how it was tied to our mail.
@@ -26,23 +27,15 @@ pub struct InboundReport {
 /// The classes a report is stored under: the classifier's, and an unsubscribe mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportClass {
-    Hard,
-    Soft,
-    AboutUs,
-    Complaint,
+    Bounce(BounceClass),
     Unsubscribe,
-    Ignore,
 }
 
 impl ReportClass {
     pub fn as_str(self) -> &'static str {
         match self {
-            ReportClass::Hard => "hard",
-            ReportClass::Soft => "soft",
-            ReportClass::AboutUs => "about-us",
-            ReportClass::Complaint => "complaint",
+            ReportClass::Bounce(class) => class.as_str(),
             ReportClass::Unsubscribe => "unsubscribe",
-            ReportClass::Ignore => "ignore",
         }
     }
 }
@@ -108,10 +101,10 @@ pub fn apply_report(
                 bounce_reports::created_at.eq(now),
             ))
             .execute(conn)?;
-        if report.class == ReportClass::Ignore {
+        if report.class == ReportClass::Bounce(BounceClass::Ignore) {
             return Ok(Applied::Nothing);
         }
-        if report.class == ReportClass::AboutUs {
+        if report.class == ReportClass::Bounce(BounceClass::AboutUs) {
             if let Some(id) = delivery_id {
                 let failed = diesel::update(
                     deliveries::table
@@ -147,18 +140,20 @@ pub fn apply_report(
         };
         let context = EventContext::from_source("bounce-mail").with_detail(evidence(report));
         Ok(match report.class {
-            ReportClass::Hard => match mark_bounced(conn, subscriber_id, &context, now)? {
-                true => Applied::Bounced {
-                    subscriber_id,
-                    soft_count: None,
-                },
-                false => Applied::Nothing,
-            },
-            ReportClass::Soft => {
+            ReportClass::Bounce(BounceClass::Hard) => {
+                match mark_bounced(conn, subscriber_id, &context, now)? {
+                    true => Applied::Bounced {
+                        subscriber_id,
+                        soft_count: None,
+                    },
+                    false => Applied::Nothing,
+                }
+            }
+            ReportClass::Bounce(BounceClass::Soft) => {
                 let since = now - Duration::days(i64::from(soft.window_days));
                 let count: i64 = bounce_reports::table
                     .filter(bounce_reports::subscriber_id.eq(subscriber_id))
-                    .filter(bounce_reports::class.eq(ReportClass::Soft.as_str()))
+                    .filter(bounce_reports::class.eq(BounceClass::Soft.as_str()))
                     .filter(bounce_reports::created_at.ge(since))
                     .count()
                     .get_result(conn)?;
@@ -182,8 +177,8 @@ pub fn apply_report(
                     }
                 }
             }
-            ReportClass::Complaint | ReportClass::Unsubscribe => {
-                let complained = report.class == ReportClass::Complaint;
+            ReportClass::Bounce(BounceClass::Complaint) | ReportClass::Unsubscribe => {
+                let complained = report.class == ReportClass::Bounce(BounceClass::Complaint);
                 let (kind, context) = if complained {
                     (EventKind::Complained, context)
                 } else {
@@ -198,7 +193,7 @@ pub fn apply_report(
                     false => Applied::Nothing,
                 }
             }
-            ReportClass::AboutUs | ReportClass::Ignore => Applied::Nothing,
+            ReportClass::Bounce(BounceClass::AboutUs | BounceClass::Ignore) => Applied::Nothing,
         })
     })
 }

@@ -78,6 +78,16 @@ impl Metrics {
         self.smtp_seconds.observe(took.as_secs_f64());
     }
 
+    /// A delivery put off unsent because its domain asked us to slow down.
+    pub fn deferred(&self, kind: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                kind,
+                outcome: "deferred",
+            })
+            .inc();
+    }
+
     /// The text Prometheus scrapes: this process's counters and the database's snapshot.
     pub fn render(&self, snapshot: &Snapshot) -> anyhow::Result<String> {
         let mut registry = Registry::with_prefix("newsletter");
@@ -98,7 +108,7 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Delivery attempts by kind and outcome",
+            "Delivery attempts by kind and outcome (sent, retry, failed), and mail put off unsent for its domain's pace (deferred)",
             self.deliveries.clone(),
         );
         registry.register(

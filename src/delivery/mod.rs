@@ -25,6 +25,7 @@ mod send;
 mod store;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 pub use gate::DigestGate;
 pub use messenger::{Messenger, Session};
@@ -139,6 +140,8 @@ struct Shared<S, M> {
     /// A sender took a job: the claimer may top up.
     taken: Notify,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// The paces of receiving domains that asked us to slow down.
+    throttle: throttle::Throttle,
     /// Cached per digest: rendered once per worker.
     digests: Mutex<HashMap<i64, Arc<crate::email::PreparedMail>>>,
     /// Digests with nothing more to claim: after their outcomes are recorded, the recorder
@@ -281,6 +284,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
             handed: AtomicU64::new(0),
             taken: Notify::new(),
             limiter: rate_limiter(policy.rate_per_second, policy.concurrency),
+            throttle: throttle::Throttle::new(policy.concurrency),
             digests: Mutex::default(),
             draining: std::sync::Mutex::default(),
             streaking: std::sync::Mutex::default(),

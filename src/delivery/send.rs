@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, watch};
 use tracing::Instrument;
 
+use super::throttle::{Admission, Feedback, domain_of};
 use super::{Messenger, Session, Shared, Store, store::Job};
 use crate::db::queue::{Finished, Outcome};
 use crate::domain::{DeliveryKind, FailureKind, Verdict, mask_address, mask_addresses_in};
@@ -38,27 +40,11 @@ pub(super) async fn send_jobs<S: Store, M: Messenger>(
         shared.handed.fetch_add(1, Ordering::Relaxed);
         shared.taken.notify_one();
         let may_send = |job: &Job| !*stop.borrow() && shared.gate.allows(job.digest_id);
-        let mut outcome = Outcome::Released;
-        if may_send(&job) {
-            if let Some(limiter) = &shared.limiter {
-                limiter.until_ready().await;
-            }
-            // Checked again right before the message: the wait may have been long.
-            if may_send(&job) {
-                let started = std::time::Instant::now();
-                outcome = deliver(&shared, &mut session, &job).await;
-                let counted = match &outcome {
-                    Outcome::Sent => Some("sent"),
-                    Outcome::Retry { .. } => Some("retry"),
-                    Outcome::Failed { .. } => Some("failed"),
-                    Outcome::Released => None,
-                };
-                if let Some(counted) = counted {
-                    let kind = job.letter.kind.as_str();
-                    shared.metrics.delivered(kind, counted, started.elapsed());
-                }
-            }
-        }
+        let outcome = if may_send(&job) {
+            send_one(&shared, &mut session, &job, may_send).await
+        } else {
+            Outcome::Released
+        };
         let finished = job.finished(outcome);
         if done.send(Done { finished, permit }).await.is_err() {
             break;
@@ -67,13 +53,69 @@ pub(super) async fn send_jobs<S: Store, M: Messenger>(
     session.close().await;
 }
 
-/// Sends one job. A panic on the way (a bug) is caught: the job is retried later and the
-/// session started afresh, instead of the row staying leased by a dead task.
+/// Sends one job that may go, unless its domain's pace puts it off, and counts what became of
+/// it. `may_send` is asked again after any wait for the rate limit.
+async fn send_one<S: Store, M: Messenger>(
+    shared: &Shared<S, M>,
+    session: &mut M::Session,
+    job: &Job,
+    may_send: impl Fn(&Job) -> bool,
+) -> Outcome {
+    let kind = job.letter.kind.as_str();
+    let domain = domain_of(&job.letter.to);
+    let ticket = match shared.throttle.admit(job.id, domain, Instant::now()) {
+        Admission::Go(ticket) => ticket,
+        Admission::Later(slot) => {
+            shared.metrics.deferred(kind);
+            return Outcome::Deferred { at: db_time(slot) };
+        }
+    };
+    if let Some(limiter) = &shared.limiter {
+        limiter.until_ready().await;
+    }
+    // Checked again right before the message: the wait may have been long.
+    if !may_send(job) {
+        shared.throttle.release(ticket, domain);
+        return Outcome::Released;
+    }
+    let started = Instant::now();
+    let (outcome, feedback) = deliver(shared, session, job).await;
+    let retry_slot = shared
+        .throttle
+        .settle(ticket, job.id, domain, feedback, Instant::now());
+    let counted = match &outcome {
+        Outcome::Sent => Some("sent"),
+        Outcome::Retry { .. } => Some("retry"),
+        Outcome::Failed { .. } => Some("failed"),
+        Outcome::Released | Outcome::Deferred { .. } => None,
+    };
+    if let Some(counted) = counted {
+        shared.metrics.delivered(kind, counted, started.elapsed());
+    }
+    match (outcome, retry_slot) {
+        // The next try waits for its slot of the domain's pace, if that is later.
+        (Outcome::Retry { at, error }, Some(slot)) => Outcome::Retry {
+            at: at.max(db_time(slot)),
+            error,
+        },
+        (outcome, _) => outcome,
+    }
+}
+
+/// A moment of this process's clock as the database's time.
+fn db_time(at: Instant) -> chrono::NaiveDateTime {
+    let ahead = at.saturating_duration_since(Instant::now());
+    crate::db::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Sends one job; what became of it, and what the answer says about its domain. A panic on
+/// the way (a bug) is caught: the job is retried later and the session started afresh, instead
+/// of the row staying leased by a dead task.
 async fn deliver<S: Store, M: Messenger>(
     shared: &Shared<S, M>,
     session: &mut M::Session,
     job: &Job,
-) -> Outcome {
+) -> (Outcome, Feedback) {
     let span = tracing::info_span!(
         "deliver",
         delivery = job.id,
@@ -97,12 +139,13 @@ async fn deliver<S: Store, M: Messenger>(
                 "the worker failed while sending a mail"
             );
             *session = shared.messenger.session();
-            retry_or_give_up(
+            let outcome = retry_or_give_up(
                 &shared.policy,
                 job,
                 format!("the worker failed while sending this mail: {what}"),
                 FailureKind::Local,
-            )
+            );
+            (outcome, Feedback::Neutral)
         }
     }
 }
@@ -111,7 +154,7 @@ async fn try_deliver<S: Store, M: Messenger>(
     shared: &Shared<S, M>,
     session: &mut M::Session,
     job: &Job,
-) -> Outcome {
+) -> (Outcome, Feedback) {
     let digest = match (job.letter.kind, job.digest_id) {
         (DeliveryKind::Digest | DeliveryKind::Test, Some(id)) => {
             match prepared_digest(shared, id).await {
@@ -122,12 +165,13 @@ async fn try_deliver<S: Store, M: Messenger>(
                         error = format!("{e:#}"),
                         "could not load the digest; will retry"
                     );
-                    return retry_or_give_up(
+                    let outcome = retry_or_give_up(
                         &shared.policy,
                         job,
                         format!("could not load the digest: {e:#}"),
                         FailureKind::Local,
                     );
+                    return (outcome, Feedback::Neutral);
                 }
             }
         }
@@ -141,10 +185,11 @@ async fn try_deliver<S: Store, M: Messenger>(
         Ok(message) => message,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "could not build the mail");
-            return Outcome::Failed {
+            let outcome = Outcome::Failed {
                 failure: FailureKind::Local,
                 error: format!("could not build the mail: {e:#}"),
             };
+            return (outcome, Feedback::Neutral);
         }
     };
     let sent = session
@@ -154,13 +199,15 @@ async fn try_deliver<S: Store, M: Messenger>(
             &outbox_name(job),
         )
         .await;
-    match sent {
+    let feedback = Feedback::of(&sent);
+    let outcome = match sent {
         Ok(()) => {
             tracing::info!(attempt = job.attempts, "sent");
             Outcome::Sent
         }
         Err(e) => refused(&shared.policy, job, e),
-    }
+    };
+    (outcome, feedback)
 }
 
 /// A digest rendered once per worker; each recipient's copy only fills in their parts.

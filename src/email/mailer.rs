@@ -31,6 +31,8 @@ pub struct SendError {
     pub stage: SmtpStage,
     /// The server refused for good (5xx): retrying would not help.
     pub permanent: bool,
+    /// The reply code, when the server answered (421, 550, ...).
+    pub code: Option<u16>,
     /// The server's answer, or what went wrong on the way.
     pub message: String,
 }
@@ -41,6 +43,7 @@ impl SendError {
         SendError {
             stage,
             permanent: false,
+            code: None,
             message,
         }
     }
@@ -64,6 +67,7 @@ fn step_error(stage: SmtpStage, error: &lettre::transport::smtp::Error) -> StepE
         error: SendError {
             stage,
             permanent: error.is_permanent(),
+            code: error.status().map(u16::from),
             message: error.to_string(),
         },
         answered,
@@ -264,6 +268,7 @@ async fn transact(
                 error: SendError {
                     stage: SmtpStage::RcptTo,
                     permanent: true,
+                    code: None,
                     message:
                         "the mail relay does not take internationalized addresses (no SMTPUTF8)"
                             .into(),

@@ -135,6 +135,20 @@ struct SinkState {
     at_data_end: Arc<Mutex<Option<(u16, String)>>>,
     /// How long the server thinks before it accepts a message.
     delay: Arc<Mutex<Duration>>,
+    /// Domains that refuse every so many of their recipients, by lowercase name.
+    domain_refusals: Arc<Mutex<HashMap<String, DomainRefusal>>>,
+    /// Every RCPT TO: the address, when, and whether it was refused.
+    rcpt_log: Arc<Mutex<Vec<(String, Instant, bool)>>>,
+}
+
+/// A receiving domain that answers `code` to every `every`-th of its recipients, starting with
+/// the first (a domain that rate-limits us).
+#[derive(Debug, Clone)]
+struct DomainRefusal {
+    code: u16,
+    message: String,
+    every: usize,
+    seen: usize,
 }
 
 #[derive(Clone)]
@@ -156,25 +170,11 @@ impl Handler for SinkHandler {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        if let Some((code, message)) = self.state.at_every_rcpt.lock().unwrap().clone() {
-            return Response::custom(code, message);
-        }
-        let mut refusals = self.state.refusals.lock().unwrap();
-        if let Some(refusal) = refusals.get_mut(&to.to_lowercase()) {
-            let refuse = match &mut refusal.times {
-                None => true,
-                Some(0) => false,
-                Some(n) => {
-                    *n -= 1;
-                    true
-                }
-            };
-            if refuse {
-                return Response::custom(refusal.code, refusal.message.clone());
-            }
-        }
-        self.rcpts.push(to.to_string());
-        OK
+        let response = self.answer_rcpt(to);
+        let refused = response.code >= 400;
+        let entry = (to.to_lowercase(), Instant::now(), refused);
+        self.state.rcpt_log.lock().unwrap().push(entry);
+        response
     }
 
     fn data_start(
@@ -205,6 +205,47 @@ impl Handler for SinkHandler {
             raw: std::mem::take(&mut self.data),
         };
         self.state.messages.lock().unwrap().push(mail);
+        OK
+    }
+}
+
+impl SinkHandler {
+    fn answer_rcpt(&mut self, to: &str) -> Response {
+        if let Some((code, message)) = self.state.at_every_rcpt.lock().unwrap().clone() {
+            return Response::custom(code, message);
+        }
+        let domain = to.rsplit_once('@').map(|(_, d)| d.to_lowercase());
+        if let Some(refusal) = domain
+            .and_then(|d| {
+                self.state
+                    .domain_refusals
+                    .lock()
+                    .unwrap()
+                    .get_mut(&d)
+                    .map(|r| {
+                        r.seen += 1;
+                        ((r.seen - 1) % r.every == 0).then(|| (r.code, r.message.clone()))
+                    })
+            })
+            .flatten()
+        {
+            return Response::custom(refusal.0, refusal.1);
+        }
+        let mut refusals = self.state.refusals.lock().unwrap();
+        if let Some(refusal) = refusals.get_mut(&to.to_lowercase()) {
+            let refuse = match &mut refusal.times {
+                None => true,
+                Some(0) => false,
+                Some(n) => {
+                    *n -= 1;
+                    true
+                }
+            };
+            if refuse {
+                return Response::custom(refusal.code, refusal.message.clone());
+            }
+        }
+        self.rcpts.push(to.to_string());
         OK
     }
 }
@@ -273,6 +314,29 @@ impl TestSmtp {
     /// Answers the end of every message with this reply instead of accepting it.
     pub fn answer_data_end(&self, reply: Option<(u16, &str)>) {
         *self.state.at_data_end.lock().unwrap() = reply.map(|(c, m)| (c, m.to_string()));
+    }
+
+    /// Answers `code` to every `every`-th recipient at `domain`, starting with the first.
+    pub fn refuse_every_nth_at(&self, domain: &str, every: usize, code: u16, message: &str) {
+        self.state.domain_refusals.lock().unwrap().insert(
+            domain.to_lowercase(),
+            DomainRefusal {
+                code,
+                message: message.into(),
+                every: every.max(1),
+                seen: 0,
+            },
+        );
+    }
+
+    /// Every RCPT TO at `domain` so far: the address, when, and whether it was refused.
+    pub fn rcpts_at(&self, domain: &str) -> Vec<(String, Instant, bool)> {
+        let suffix = format!("@{}", domain.to_lowercase());
+        let log = self.state.rcpt_log.lock().unwrap();
+        log.iter()
+            .filter(|(to, ..)| to.ends_with(&suffix))
+            .cloned()
+            .collect()
     }
 
     /// Takes this long over each message before accepting it (a slow relay).

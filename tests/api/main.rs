@@ -35,5 +35,6 @@ mod staff_pages;
 mod subscriptions;
 mod subscriptions_confirm;
 mod templates;
+mod throttle;
 mod timeouts;
 mod unsubscribe;

@@ -99,6 +99,9 @@ async fn a_late_outcome_from_a_worker_that_lost_its_lease_changes_nothing() {
             error: "550 5.1.1 no such user".into(),
         },
         Outcome::Released,
+        Outcome::Deferred {
+            at: chrono::Utc::now().naive_utc(),
+        },
         Outcome::Sent,
     ];
     for outcome in late {
@@ -114,6 +117,47 @@ async fn a_late_outcome_from_a_worker_that_lost_its_lease_changes_nothing() {
         Some("confirmed"),
         "a stale bounce does not touch the subscriber"
     );
+}
+
+#[tokio::test]
+async fn a_deferred_row_waits_for_its_slot_without_spending_an_attempt() {
+    let app = spawn_app_without_worker(|_| {}).await;
+    let token = app.staff_token();
+    app.seed_confirmed("reader", 2);
+    app.queued_digest(&token).await;
+    let rows = claim(&app, 1);
+    assert_eq!(rows.len(), 2);
+    let slot = chrono::Utc::now().naive_utc() + chrono::Duration::seconds(2);
+    // Both backends write a batch of them: PostgreSQL in one statement.
+    let mut conn = app.db.get().unwrap();
+    let batch: Vec<Finished> = rows
+        .iter()
+        .map(|row| Finished {
+            id: row.id,
+            claim_id: row.claim_id,
+            digest_id: row.digest_id,
+            subscriber_id: row.subscriber_id,
+            outcome: Outcome::Deferred { at: slot },
+        })
+        .collect();
+    let terms = RecordTerms {
+        pause_after_failures: 50,
+    };
+    let report = record_outcomes(&mut conn, &batch, &terms, &Default::default()).unwrap();
+    drop(conn);
+    assert_eq!(report.stale, 0);
+    for row in &rows {
+        assert_eq!(
+            row_state(&app, row.id),
+            ("queued".into(), 0),
+            "not an attempt"
+        );
+    }
+    assert!(claim(&app, 2).is_empty(), "not due before its slot");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let again = claim(&app, 3);
+    assert_eq!(again.len(), 2, "due at its slot");
+    assert!(again.iter().all(|row| row.attempts == 1));
 }
 
 #[tokio::test]

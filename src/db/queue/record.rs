@@ -36,6 +36,10 @@ pub enum Outcome {
     },
     /// Handed back unsent (the digest paused, the worker stopping): the attempt does not count.
     Released,
+    /// Put off unsent to `at` (its domain asked us to slow down): the attempt does not count.
+    Deferred {
+        at: NaiveDateTime,
+    },
 }
 
 /// An outcome with the claim it belongs to.
@@ -254,6 +258,37 @@ fn record_sent(
     }
 }
 
+/// Puts these `(index, row, due again at)` back in the queue unsent, as `Released` does, due at
+/// their own times; the ids it changed. One statement on PostgreSQL: a domain that asked us to
+/// slow down can have most of a batch put off, and a statement per row was a round trip each.
+fn record_deferred(
+    conn: &mut diesel::PgConnection,
+    rows: &[(usize, &Finished, NaiveDateTime)],
+) -> QueryResult<BTreeSet<i64>> {
+    #[derive(QueryableByName)]
+    struct Marked {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let ids: Vec<i64> = rows.iter().map(|(_, f, _)| f.id).collect();
+    let claims: Vec<i64> = rows.iter().map(|(_, f, _)| f.claim_id).collect();
+    let ats: Vec<NaiveDateTime> = rows.iter().map(|(_, _, at)| *at).collect();
+    let marked: Vec<Marked> = diesel::sql_query(format!(
+        "UPDATE deliveries SET status = {BACK_TO_QUEUE}, attempts = attempts - 1,
+             next_attempt_at = v.at, unsubscribe_token_hash = NULL, lease_expires_at = NULL,
+             claim_id = NULL
+         FROM (SELECT unnest($1) AS id, unnest($2) AS claim_id, unnest($3) AS at) AS v
+         WHERE deliveries.id = v.id AND deliveries.claim_id = v.claim_id
+             AND (deliveries.status = 'sending') IS TRUE
+         RETURNING deliveries.id"
+    ))
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<BigInt>, _>(claims)
+    .bind::<Array<Timestamp>, _>(ats)
+    .load(conn)?;
+    Ok(marked.into_iter().map(|m| m.id).collect())
+}
+
 /// Writes each outcome under its fence; whether it applied, in batch order.
 fn apply(
     conn: &mut DbConnection,
@@ -273,6 +308,22 @@ fn apply(
         let done = record_sent(conn, chunk, now)?;
         for (index, id, _) in chunk {
             applied[*index] = done.contains(id);
+        }
+    }
+    let deferred: Vec<(usize, &Finished, NaiveDateTime)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(index, finished)| match finished.outcome {
+            Outcome::Deferred { at } => Some((index, finished, at)),
+            _ => None,
+        })
+        .collect();
+    if let DbConnection::Postgres(c) = conn {
+        for chunk in deferred.chunks(500) {
+            let done = record_deferred(c, chunk)?;
+            for (index, finished, _) in chunk {
+                applied[*index] = done.contains(&finished.id);
+            }
         }
     }
     for (index, finished) in batch.iter().enumerate() {
@@ -312,6 +363,18 @@ fn apply(
                 .set((
                     deliveries::status.eq(sql::<Text>(BACK_TO_QUEUE)),
                     deliveries::attempts.eq(deliveries::attempts - 1),
+                    deliveries::unsubscribe_token_hash.eq(None::<String>),
+                    deliveries::lease_expires_at.eq(None::<NaiveDateTime>),
+                    deliveries::claim_id.eq(None::<i64>),
+                ))
+                .execute(conn)?,
+            // Written in one statement above on PostgreSQL.
+            Outcome::Deferred { .. } if matches!(conn, DbConnection::Postgres(_)) => continue,
+            Outcome::Deferred { at } => diesel::update(target)
+                .set((
+                    deliveries::status.eq(sql::<Text>(BACK_TO_QUEUE)),
+                    deliveries::attempts.eq(deliveries::attempts - 1),
+                    deliveries::next_attempt_at.eq(at),
                     deliveries::unsubscribe_token_hash.eq(None::<String>),
                     deliveries::lease_expires_at.eq(None::<NaiveDateTime>),
                     deliveries::claim_id.eq(None::<i64>),

@@ -3,14 +3,15 @@
 //! can leave. Which tokens and Message-IDs to use is the caller's business ([`RowSecrets`]).
 //!
 //! Mail a person waits for (confirmation, welcome) goes first; then digests, one digest at a
-//! time in id order, read from the `(digest_id, status, id)` index, so the rows of a paused
-//! digest are never walked past.
+//! time, by due time and id, read from the partial `deliveries_digest_due` index of queued rows:
+//! the rows of a paused digest, and mail put off to later, are never walked past.
 
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDateTime};
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
 use super::finish_digests_when_done;
 use crate::db::schema::{
@@ -246,12 +247,11 @@ fn due_ids(
     now: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<i64>> {
-    let queued = deliveries::table
-        .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
-        .filter(deliveries::next_attempt_at.le(now));
     match digest {
         None => {
-            let due = queued
+            let due = deliveries::table
+                .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
+                .filter(deliveries::next_attempt_at.le(now))
                 .filter(deliveries::priority.eq(0))
                 .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
                 .limit(limit)
@@ -262,9 +262,13 @@ fn due_ids(
             }
         }
         Some(digest_id) => {
-            let due = queued
+            // Read from the partial `deliveries_digest_due` index, whose predicate the planners
+            // match only against a literal status.
+            let due = deliveries::table
+                .filter(sql::<Bool>("deliveries.status = 'queued'"))
                 .filter(deliveries::digest_id.eq(digest_id))
-                .order(deliveries::id.asc())
+                .filter(deliveries::next_attempt_at.le(now))
+                .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
                 .limit(limit)
                 .select(deliveries::id);
             match conn {

@@ -1,0 +1,1 @@
+DROP INDEX deliveries_digest_due;

@@ -109,3 +109,36 @@ wait_http() {
 # Time in seconds with milliseconds.
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+
+# A sentence of a study's summary, repeated to the length wanted.
+summary() {
+  python3 -c "import sys; s='Of 120 patients followed for twelve months after treatment, 91% were better or no worse, and the effect held at the two-year visit. '; print((s * 40)[:int(sys.argv[1])].strip())" "$1"
+}
+
+# Makes the digest of a kind, in the database NEWSLETTER__DATABASE__URL names: "small" (two
+# articles, about 4 KB a message), "real" (eight articles with their summaries and a longer
+# introduction, about 13 KB, a real "Latest research") or "large" (twelve articles, long
+# summaries, an introduction with images as links, about 50 KB).
+prepare_digest() {
+  local kind=$1 articles summary_chars intro
+  case "$kind" in
+    small) articles=2; summary_chars=70; intro="Two new **studies** this month." ;;
+    real) articles=8; summary_chars=330
+      intro="$(summary 500)
+
+Read on for eight new studies, from prolotherapy after failed back surgery to PRP for the sacroiliac joint." ;;
+    large) articles=12; summary_chars=1500
+      intro="$(summary 2500)
+
+![The clinic's new treatment room](https://clinic.example/images/room.jpg)
+![Before and after: twelve months](https://clinic.example/images/chart.png)" ;;
+    *) echo "unknown digest kind $kind (small, real, large)" >&2; exit 2 ;;
+  esac
+  "$BIN" migrate >/dev/null
+  for i in $(seq 1 "$articles"); do
+    "$BIN" articles add --title "Study $i: prolotherapy after failed back surgery, a follow-up" \
+      --url "https://clinic.example/research/study-$i" --published-at 2026-11-2$((i % 9)) \
+      --summary "$(summary "$summary_chars")" >/dev/null
+  done
+  "$BIN" digest create --subject "Latest research" --intro "$intro" >/dev/null
+}

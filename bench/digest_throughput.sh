@@ -24,35 +24,6 @@ settings() {
     NEWSLETTER__MAIL__FROM="Clinic research <news@clinic.example>" RUST_LOG=warn
 }
 
-# A sentence of a study's summary, repeated to the length wanted.
-summary() {
-  python3 -c "import sys; s='Of 120 patients followed for twelve months after treatment, 91% were better or no worse, and the effect held at the two-year visit. '; print((s * 40)[:int(sys.argv[1])].strip())" "$1"
-}
-
-prepare_digest() {
-  local kind=$1 articles summary_chars intro
-  case "$kind" in
-    small) articles=2; summary_chars=70; intro="Two new **studies** this month." ;;
-    real) articles=8; summary_chars=330
-      intro="$(summary 500)
-
-Read on for eight new studies, from prolotherapy after failed back surgery to PRP for the sacroiliac joint." ;;
-    large) articles=12; summary_chars=1500
-      intro="$(summary 2500)
-
-![The clinic's new treatment room](https://clinic.example/images/room.jpg)
-![Before and after: twelve months](https://clinic.example/images/chart.png)" ;;
-    *) echo "unknown digest kind $kind (small, real, large)" >&2; exit 2 ;;
-  esac
-  "$BIN" migrate >/dev/null
-  for i in $(seq 1 "$articles"); do
-    "$BIN" articles add --title "Study $i: prolotherapy after failed back surgery, a follow-up" \
-      --url "https://clinic.example/research/study-$i" --published-at 2026-11-2$((i % 9)) \
-      --summary "$(summary "$summary_chars")" >/dev/null
-  done
-  "$BIN" digest create --subject "Latest research" --intro "$intro" >/dev/null
-}
-
 for kind in $DIGESTS; do
 for backend in $BACKENDS; do
   for n in $SIZES; do

@@ -105,7 +105,8 @@ async fn send_one<S: Store, M: Messenger>(
 /// A moment of this process's clock as the database's time.
 fn db_time(at: Instant) -> chrono::NaiveDateTime {
     let ahead = at.saturating_duration_since(Instant::now());
-    crate::db::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::MAX)
+    // A slot is at most hours ahead; a day stands in for one too far to convert.
+    crate::db::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(1))
 }
 
 /// Sends one job; what became of it, and what the answer says about its domain. A panic on

@@ -90,6 +90,8 @@ pub struct DbStore {
     token_ttl: chrono::Duration,
     max_attempts: i32,
     terms: RecordTerms,
+    /// Per digest, the highest id this worker claimed of it (see [`ClaimRequest`]).
+    digest_cursors: Arc<std::sync::Mutex<HashMap<i64, i64>>>,
     /// Who this worker is in the `workers` table (the dashboard's "worker last seen").
     identity: Arc<WorkerIdentity>,
 }
@@ -111,6 +113,7 @@ impl DbStore {
             terms: RecordTerms {
                 pause_after_failures: settings.delivery.pause_after_failures,
             },
+            digest_cursors: Arc::default(),
             identity: Arc::new(WorkerIdentity {
                 id: Token::generate().as_str()[..16].to_string(),
                 host: format!(
@@ -140,6 +143,11 @@ impl Store for DbStore {
             claim_id: rand::rng().random_range(1..i64::MAX),
             limit: limit as i64,
             lease: self.lease,
+            digest_cursors: self
+                .digest_cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         };
         let (composer, ttl) = (self.composer.clone(), self.token_ttl);
         let (claim, mut minted) = self
@@ -175,6 +183,15 @@ impl Store for DbStore {
                 Ok((claim, minted))
             })
             .await?;
+        {
+            let mut cursors = self
+                .digest_cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            // Only the digests still sending keep a cursor.
+            cursors.retain(|digest, _| claim.sending_digests.contains(digest));
+            cursors.extend(claim.digest_cursors.iter().copied());
+        }
         let jobs = claim
             .rows
             .into_iter()

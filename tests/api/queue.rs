@@ -21,6 +21,7 @@ fn claim(app: &TestApp, claim_id: i64) -> Vec<newsletter::db::queue::ClaimedRow>
         claim_id,
         limit: 10,
         lease: chrono::Duration::seconds(30),
+        digest_cursors: Default::default(),
     };
     claim_due_deliveries(&mut conn, &request, &mut |row| RowSecrets {
         message_id: format!("<digest.{}@test>", row.id),
@@ -158,6 +159,45 @@ async fn a_deferred_row_waits_for_its_slot_without_spending_an_attempt() {
     let again = claim(&app, 3);
     assert_eq!(again.len(), 2, "due at its slot");
     assert!(again.iter().all(|row| row.attempts == 1));
+}
+
+#[tokio::test]
+async fn a_claim_reads_on_past_mail_put_back_and_takes_it_once_the_rest_is_taken() {
+    let app = spawn_app_without_worker(|_| {}).await;
+    let token = app.staff_token();
+    app.seed_confirmed("reader", 6);
+    app.queued_digest(&token).await;
+    let claim_with = |claim_id: i64, limit: i64, cursors: &[(i64, i64)]| {
+        let mut conn = app.db.get().unwrap();
+        let request = ClaimRequest {
+            claim_id,
+            limit,
+            lease: chrono::Duration::seconds(30),
+            digest_cursors: cursors.iter().copied().collect(),
+        };
+        claim_due_deliveries(&mut conn, &request, &mut |_| RowSecrets::default()).unwrap()
+    };
+    let first = claim_with(1, 2, &[]);
+    assert_eq!(first.rows.len(), 2);
+    let cursor = first.digest_cursors.clone();
+    assert_eq!(cursor[0].1, first.rows[1].id);
+    // The first row is put back, due at once; the second was sent.
+    let due_now = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1);
+    record(&app, &first.rows[0], Outcome::Deferred { at: due_now });
+    record(&app, &first.rows[1], Outcome::Sent);
+    // Reading on from the cursor: the four rows after it, not the one put back.
+    let ahead = claim_with(2, 4, &cursor);
+    let ids: Vec<i64> = ahead.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.iter().all(|id| *id > first.rows[1].id), "{ids:?}");
+    assert!(ahead.drained_digests.is_empty());
+    // With the rest taken, the claim goes back for it.
+    let behind = claim_with(3, 4, &ahead.digest_cursors);
+    assert_eq!(
+        behind.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first.rows[0].id]
+    );
+    assert_eq!(behind.drained_digests.len(), 1, "nothing more is due");
 }
 
 #[tokio::test]

@@ -3,15 +3,16 @@
 //! can leave. Which tokens and Message-IDs to use is the caller's business ([`RowSecrets`]).
 //!
 //! Mail a person waits for (confirmation, welcome) goes first; then digests, one digest at a
-//! time, by due time and id, read from the partial `deliveries_digest_due` index of queued rows:
-//! the rows of a paused digest, and mail put off to later, are never walked past.
+//! time in id order, read from the `(digest_id, status, id)` index, so the rows of a paused
+//! digest are never walked past. A worker reads a digest on from the last row it claimed of it:
+//! mail put back to wait behind it (a retry, a domain's pace) is walked only once the rest is
+//! taken, not by every claim.
 
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::finish_digests_when_done;
 use crate::db::schema::{
@@ -21,12 +22,15 @@ use crate::db::{DbConnection, now, write_tx};
 use crate::domain::{DeliveryKind, DeliveryStatus, DigestStatus, SubscriberStatus};
 
 /// What a worker asks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClaimRequest {
     /// Unique to this claim: outcomes are written only while a row still carries it.
     pub claim_id: i64,
     pub limit: i64,
     pub lease: Duration,
+    /// Per digest, the highest id this worker claimed of it so far ([`Claim::digest_cursors`]):
+    /// the claim reads on from there, and from the start only when that runs short.
+    pub digest_cursors: std::collections::HashMap<i64, i64>,
 }
 
 /// A row the claim now holds.
@@ -60,6 +64,8 @@ pub struct Claim {
     pub sending_digests: Vec<i64>,
     /// Those of them with nothing more due: once their last mail is recorded they are done.
     pub drained_digests: Vec<i64>,
+    /// Per digest, the highest id claimed of it (for the next request's `digest_cursors`).
+    pub digest_cursors: Vec<(i64, i64)>,
 }
 
 #[derive(Queryable, QueryableByName)]
@@ -141,12 +147,28 @@ pub fn claim_due_deliveries(
             .select(digests::id)
             .load(conn)?;
         let mut drained_digests = Vec::new();
+        let mut digest_cursors = Vec::new();
         for digest_id in &sending_digests {
             let room = request.limit - ids.len() as i64;
             if room <= 0 {
                 break;
             }
-            let due = due_ids(conn, Some(*digest_id), now, room)?;
+            // Mail put back to wait (a retry, a domain's pace) stays queued behind the cursor:
+            // claims read on past it, and walk it only once the rest is taken.
+            let cursor = request.digest_cursors.get(digest_id).copied();
+            let mut due = due_ids(conn, Some((*digest_id, cursor, Ahead)), now, room)?;
+            if let Some(last) = due.last() {
+                digest_cursors.push((*digest_id, *last));
+            }
+            if let Some(cursor) = cursor.filter(|_| (due.len() as i64) < room) {
+                let rest = room - due.len() as i64;
+                due.extend(due_ids(
+                    conn,
+                    Some((*digest_id, Some(cursor), Behind)),
+                    now,
+                    rest,
+                )?);
+            }
             if (due.len() as i64) < room {
                 drained_digests.push(*digest_id);
             }
@@ -157,6 +179,7 @@ pub fn claim_due_deliveries(
                 rows: Vec::new(),
                 sending_digests,
                 drained_digests,
+                digest_cursors,
             });
         }
         let due = load_due_rows(conn, &ids)?;
@@ -236,14 +259,26 @@ pub fn claim_due_deliveries(
             rows,
             sending_digests,
             drained_digests,
+            digest_cursors,
         })
     })
 }
 
-/// Due, queued rows: mail people wait for (`digest` = None, priority 0), or one digest's.
+/// Which side of a digest's cursor a claim reads.
+#[derive(Clone, Copy)]
+enum Side {
+    /// Past the cursor (everything, without one).
+    Ahead,
+    /// Up to and including it.
+    Behind,
+}
+use Side::{Ahead, Behind};
+
+/// Due, queued rows in id order: mail people wait for (`digest` = None, priority 0), or one
+/// digest's on one side of a cursor.
 fn due_ids(
     conn: &mut DbConnection,
-    digest: Option<i64>,
+    digest: Option<(i64, Option<i64>, Side)>,
     now: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<i64>> {
@@ -261,14 +296,19 @@ fn due_ids(
                 DbConnection::Sqlite(c) => due.load(c),
             }
         }
-        Some(digest_id) => {
-            // Read from the partial `deliveries_digest_due` index, whose predicate the planners
-            // match only against a literal status.
+        Some((digest_id, cursor, side)) => {
+            let (after, up_to) = match (cursor, side) {
+                (None, _) => (i64::MIN, i64::MAX),
+                (Some(cursor), Ahead) => (cursor, i64::MAX),
+                (Some(cursor), Behind) => (i64::MIN, cursor),
+            };
             let due = deliveries::table
-                .filter(sql::<Bool>("deliveries.status = 'queued'"))
+                .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
                 .filter(deliveries::digest_id.eq(digest_id))
+                .filter(deliveries::id.gt(after))
+                .filter(deliveries::id.le(up_to))
                 .filter(deliveries::next_attempt_at.le(now))
-                .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
+                .order(deliveries::id.asc())
                 .limit(limit)
                 .select(deliveries::id);
             match conn {

@@ -143,11 +143,7 @@ impl Store for DbStore {
             claim_id: rand::rng().random_range(1..i64::MAX),
             limit: limit as i64,
             lease: self.lease,
-            digest_cursors: self
-                .digest_cursors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            digest_cursors: super::locked(&self.digest_cursors).clone(),
         };
         let (composer, ttl) = (self.composer.clone(), self.token_ttl);
         let (claim, mut minted) = self
@@ -184,10 +180,7 @@ impl Store for DbStore {
             })
             .await?;
         {
-            let mut cursors = self
-                .digest_cursors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut cursors = super::locked(&self.digest_cursors);
             // Only the digests still sending keep a cursor.
             cursors.retain(|digest, _| claim.sending_digests.contains(digest));
             cursors.extend(claim.digest_cursors.iter().copied());

@@ -211,11 +211,6 @@ fn record_sent(
 ) -> QueryResult<BTreeSet<i64>> {
     match conn {
         DbConnection::Postgres(c) => {
-            #[derive(QueryableByName)]
-            struct Marked {
-                #[diesel(sql_type = BigInt)]
-                id: i64,
-            }
             let ids: Vec<i64> = rows.iter().map(|(_, id, _)| *id).collect();
             let claims: Vec<i64> = rows.iter().map(|(_, _, claim)| *claim).collect();
             let marked: Vec<Marked> = diesel::sql_query(
@@ -258,6 +253,13 @@ fn record_sent(
     }
 }
 
+/// A row an `UPDATE … RETURNING id` changed.
+#[derive(QueryableByName)]
+struct Marked {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
 /// Puts these `(index, row, due again at)` back in the queue unsent, as `Released` does, due at
 /// their own times; the ids it changed. One statement on PostgreSQL: a domain that asked us to
 /// slow down can have most of a batch put off, and a statement per row was a round trip each.
@@ -265,11 +267,6 @@ fn record_deferred(
     conn: &mut diesel::PgConnection,
     rows: &[(usize, &Finished, NaiveDateTime)],
 ) -> QueryResult<BTreeSet<i64>> {
-    #[derive(QueryableByName)]
-    struct Marked {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     let ids: Vec<i64> = rows.iter().map(|(_, f, _)| f.id).collect();
     let claims: Vec<i64> = rows.iter().map(|(_, f, _)| f.claim_id).collect();
     let ats: Vec<NaiveDateTime> = rows.iter().map(|(_, _, at)| *at).collect();

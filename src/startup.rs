@@ -17,8 +17,8 @@ use tracing_actix_web::TracingLogger;
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::db::group_commit::GroupCommit;
-use crate::db::subscribers::{Signup, SignupOutcome, record_signups};
-use crate::delivery::{DbWorker, DigestGate};
+use crate::db::subscribers::Signup;
+use crate::delivery::{DbWorker, DigestGate, Handoff, Signed, signup_writer};
 use crate::email::{Composer, Mailer, Templates};
 use crate::routes;
 use crate::telemetry::RequestSpan;
@@ -35,7 +35,7 @@ pub struct AppState {
     /// What this process's worker knows of paused and cancelled digests.
     pub digest_gate: DigestGate,
     /// Signups are written in shared transactions (see [`crate::db::group_commit`]).
-    pub signups: GroupCommit<Signup, SignupOutcome>,
+    pub signups: GroupCommit<Signup, Signed>,
     pub signup_limiter: SignupLimiter,
     pub login_limiter: routes::staff::LoginLimiter,
     pub composer: Arc<Composer>,
@@ -174,13 +174,16 @@ impl Application {
         let parts = build_parts(&settings)?;
         let wake = Arc::new(Notify::new());
         let gate = DigestGate::default();
+        // Signups hand their confirmations to the worker of this process, when it runs one.
+        let handoff =
+            with_worker.then(|| Arc::new(Handoff::for_settings(&parts, &settings, wake.clone())));
         let state = web::Data::new(AppState {
             db: parts.db.clone(),
             templates: parts.templates.clone(),
             settings: settings.clone(),
             wake_worker: wake.clone(),
             digest_gate: gate.clone(),
-            signups: GroupCommit::start(parts.db.clone(), record_signups),
+            signups: signup_writer(parts.db.clone(), handoff.clone()),
             signup_limiter: SignupLimiter::per_minute(settings.signup.rate_limit_per_minute),
             login_limiter: routes::staff::LoginLimiter::per_15_minutes(
                 settings.admin.login_attempts_per_15_minutes,
@@ -198,7 +201,8 @@ impl Application {
         });
         let scheduler = with_worker
             .then(|| crate::scheduler::Scheduler::new(&parts, settings.clone(), wake.clone()));
-        let worker = with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate));
+        let worker =
+            with_worker.then(|| DbWorker::from_parts(&parts, &settings, wake, gate, handoff));
         start_inbound_listener(&parts, &settings)?;
         let server = run_server(listener, state, settings.server.max_body_bytes)?;
         tracing::info!(%address, port, base_url = settings.base_url(), "listening");

@@ -387,6 +387,7 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         &settings,
         wake.clone(),
         crate::delivery::DigestGate::default(),
+        None,
     );
     let scheduler = crate::scheduler::Scheduler::new(&parts, std::sync::Arc::new(settings), wake);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

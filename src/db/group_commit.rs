@@ -8,7 +8,9 @@
 //! nothing waits for a batch to fill.
 //!
 //! Each item still succeeds or fails on its own: when a batch fails, it is rolled back and its
-//! items are written again one transaction each, so only the bad one gets the error.
+//! items are written again one transaction each, so only the bad one gets the error. What must
+//! happen only once an item's write is committed (handing a signup's confirmation to the
+//! worker) is the `committed` hook's, which sees each result after its transaction commits.
 
 use std::sync::Arc;
 
@@ -22,8 +24,16 @@ use super::{Backend, Db, DbConnection, Unavailable, is_unavailable, write_tx};
 const MAX_BATCH: usize = 64;
 
 /// Writes a batch inside the caller's transaction; one result per item, in order.
-type Apply<T, R> = fn(&mut DbConnection, &[T]) -> anyhow::Result<Vec<R>>;
+type Apply<T, R> = dyn Fn(&mut DbConnection, &[T]) -> anyhow::Result<Vec<R>> + Send + Sync;
+/// Sees a result once the transaction that wrote it has committed.
+type Committed<R> = fn(&mut R);
 type Job<T, R> = (T, oneshot::Sender<anyhow::Result<R>>);
+
+/// How a batch is written, and what follows its commit.
+struct Writer<T, R> {
+    apply: Box<Apply<T, R>>,
+    committed: Committed<R>,
+}
 
 /// A queue of writes applied by `apply`, batched into shared transactions.
 pub struct GroupCommit<T, R> {
@@ -38,7 +48,24 @@ where
     /// Starts the committer tasks on the current tokio runtime. SQLite has one writer at a
     /// time, so it gets one committer; PostgreSQL gets two, which commit in parallel (in the
     /// signup benchmark two beat one by half again; four added nothing).
-    pub fn start(db: Db, apply: Apply<T, R>) -> GroupCommit<T, R> {
+    pub fn start(
+        db: Db,
+        apply: impl Fn(&mut DbConnection, &[T]) -> anyhow::Result<Vec<R>> + Send + Sync + 'static,
+    ) -> GroupCommit<T, R> {
+        GroupCommit::start_with_hook(db, apply, |_| {})
+    }
+
+    /// As [`GroupCommit::start`], and `committed` sees each result once its transaction has
+    /// committed, before the result goes back to its caller (who may be gone by then).
+    pub fn start_with_hook(
+        db: Db,
+        apply: impl Fn(&mut DbConnection, &[T]) -> anyhow::Result<Vec<R>> + Send + Sync + 'static,
+        committed: Committed<R>,
+    ) -> GroupCommit<T, R> {
+        let writer = Arc::new(Writer {
+            apply: Box::new(apply),
+            committed,
+        });
         let (jobs, queue) = mpsc::channel::<Job<T, R>>(MAX_BATCH * 8);
         let queue = Arc::new(Mutex::new(queue));
         let committers = match db.backend() {
@@ -46,8 +73,8 @@ where
             Backend::Postgres => 2,
         };
         for _ in 0..committers {
-            let (db, queue) = (db.clone(), queue.clone());
-            tokio::spawn(commit_batches(db, queue, apply).in_current_span());
+            let (db, queue, writer) = (db.clone(), queue.clone(), writer.clone());
+            tokio::spawn(commit_batches(db, queue, writer).in_current_span());
         }
         GroupCommit { jobs }
     }
@@ -68,7 +95,7 @@ where
 async fn commit_batches<T, R>(
     db: Db,
     queue: Arc<Mutex<mpsc::Receiver<Job<T, R>>>>,
-    apply: Apply<T, R>,
+    writer: Arc<Writer<T, R>>,
 ) where
     T: Send + 'static,
     R: Send + 'static,
@@ -83,8 +110,9 @@ async fn commit_batches<T, R>(
         }
         let (items, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
         let count = items.len();
+        let writer = writer.clone();
         match db
-            .run(move |conn| Ok(apply_batch(conn, &items, apply)))
+            .run(move |conn| Ok(apply_batch(conn, &items, &writer)))
             .await
         {
             Ok(results) => {
@@ -117,8 +145,9 @@ fn shared_error(error: &anyhow::Error) -> anyhow::Error {
 fn apply_batch<T, R>(
     conn: &mut DbConnection,
     items: &[T],
-    apply: Apply<T, R>,
+    writer: &Writer<T, R>,
 ) -> Vec<anyhow::Result<R>> {
+    let apply = &writer.apply;
     let mut writing_failed = false;
     let together = write_tx(conn, |conn| {
         let results = apply(conn, items).and_then(|results| {
@@ -133,7 +162,15 @@ fn apply_batch<T, R>(
         results.inspect_err(|_| writing_failed = true)
     });
     match together {
-        Ok(results) => return results.into_iter().map(Ok).collect(),
+        Ok(results) => {
+            return results
+                .into_iter()
+                .map(|mut result| {
+                    (writer.committed)(&mut result);
+                    Ok(result)
+                })
+                .collect();
+        }
         Err(e) if items.len() == 1 => return vec![Err(e)],
         // The transaction itself could not start or commit (a lock held too long, the
         // database gone): trying each alone would only wait as long again, once per item.
@@ -146,9 +183,11 @@ fn apply_batch<T, R>(
     items
         .iter()
         .map(|item| {
-            write_tx(conn, |conn| apply(conn, std::slice::from_ref(item)))?
+            let mut result = write_tx(conn, |conn| apply(conn, std::slice::from_ref(item)))?
                 .pop()
-                .context("a write returned no result")
+                .context("a write returned no result")?;
+            (writer.committed)(&mut result);
+            Ok(result)
         })
         .collect()
 }

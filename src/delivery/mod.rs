@@ -19,6 +19,7 @@
 //!   [`DigestGate`]; what it holds of a paused or cancelled digest goes back unsent.
 
 mod gate;
+mod handoff;
 mod messenger;
 mod record;
 mod send;
@@ -28,6 +29,7 @@ mod tests;
 mod throttle;
 
 pub use gate::DigestGate;
+pub use handoff::{Handoff, Signed, signup_writer};
 pub use messenger::{Messenger, Session};
 pub use store::{Claimed, DbStore, Job, Store};
 
@@ -112,9 +114,14 @@ impl DbWorker {
         settings: &Settings,
         wake: Arc<Notify>,
         gate: DigestGate,
+        handoff: Option<Arc<Handoff>>,
     ) -> DbWorker {
+        let store = DbStore::new(parts.db.clone(), parts.composer.clone(), settings);
         Worker::new(
-            DbStore::new(parts.db.clone(), parts.composer.clone(), settings),
+            match handoff {
+                Some(handoff) => store.with_handoff(handoff),
+                None => store,
+            },
             parts.mailer.clone(),
             parts.composer.clone(),
             DeliveryPolicy::from_settings(&settings.delivery),
@@ -312,6 +319,7 @@ impl<S: Store, M: Messenger> Worker<S, M> {
         }
         drop(done_tx);
 
+        shared.store.open();
         let mut pace = Pace::new();
         let mut last_reclaim: Option<Instant> = None;
         while !*stop.borrow() {
@@ -360,26 +368,21 @@ impl<S: Store, M: Messenger> Worker<S, M> {
                 shared.finish(claimed.drained_digests).await;
             }
             if claimed.jobs.is_empty() {
+                let idle = claimed
+                    .look_again_in
+                    .map_or(policy.poll_interval, |d| d.min(policy.poll_interval));
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(policy.poll_interval) => {}
+                    _ = tokio::time::sleep(idle) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
             }
             tracing::debug!(count = claimed.jobs.len(), "claimed deliveries");
-            {
-                let mut live = locked(&shared.live_claims);
-                for job in &claimed.jobs {
-                    *live.entry(job.claim_id).or_default() += 1;
-                }
-            }
-            for job in claimed.jobs {
-                if job_tx.send(job).await.is_err() {
-                    anyhow::bail!("the sending tasks stopped");
-                }
-            }
+            hold(&shared, &job_tx, claimed.jobs).await?;
         }
+        // Mail handed over and not yet claimed goes back too.
+        hold(&shared, &job_tx, shared.store.close()).await?;
         // The senders hand back what is left in the buffer, then end; the recorder writes the
         // last outcomes and ends when the last sender has.
         drop(job_tx);
@@ -394,6 +397,26 @@ impl<S: Store, M: Messenger> Worker<S, M> {
         tracing::info!("delivery worker stopped");
         Ok(())
     }
+}
+
+/// Puts claimed jobs in the senders' buffer; the heartbeat renews their leases from now on.
+async fn hold<S, M>(
+    shared: &Shared<S, M>,
+    buffer: &mpsc::Sender<Job>,
+    jobs: Vec<Job>,
+) -> anyhow::Result<()> {
+    {
+        let mut live = locked(&shared.live_claims);
+        for job in &jobs {
+            *live.entry(job.claim_id).or_default() += 1;
+        }
+    }
+    for job in jobs {
+        if buffer.send(job).await.is_err() {
+            anyhow::bail!("the sending tasks stopped");
+        }
+    }
+    Ok(())
 }
 
 /// How fast senders take jobs, so a claim holds about [`HOLD_AHEAD`] of sending.

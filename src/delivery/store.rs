@@ -6,8 +6,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
+
+use super::Handoff;
 
 use crate::configuration::Settings;
 use crate::db::Db;
@@ -19,6 +22,10 @@ use crate::db::queue::{
 };
 use crate::domain::{DeliveryKind, DigestStatus, Token};
 use crate::email::{Composer, DigestContent, Letter};
+
+/// While signups hand their confirmations over, how long a claim that found nothing due in the
+/// database is trusted before the database is looked at again.
+const LOOK_AGAIN_AFTER: Duration = Duration::from_millis(50);
 
 /// A delivery the worker holds: its place in the queue and the letter to send.
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct Claimed {
     pub sending_digests: Vec<i64>,
     /// Those of them with nothing more due.
     pub drained_digests: Vec<i64>,
+    /// The database was not looked at this time: when to look, at the latest.
+    pub look_again_in: Option<Duration>,
 }
 
 /// The queue as the worker sees it.
@@ -79,6 +88,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         digest_id: i64,
     ) -> impl Future<Output = anyhow::Result<DigestContent>> + Send;
+    /// The worker starts: mail may be handed to it directly (see [`super::Handoff`]).
+    fn open(&self) {}
+    /// The worker stops: what was handed to it and not yet claimed, for it to release.
+    fn close(&self) -> Vec<Job> {
+        Vec::new()
+    }
 }
 
 /// The store over the real database.
@@ -94,6 +109,11 @@ pub struct DbStore {
     digest_cursors: Arc<std::sync::Mutex<HashMap<i64, i64>>>,
     /// Who this worker is in the `workers` table (the dashboard's "worker last seen").
     identity: Arc<WorkerIdentity>,
+    /// Confirmations handed over by signups in this process.
+    handoff: Option<Arc<Handoff>>,
+    /// When the last claim from the database found nothing, if it did, and how many jobs had
+    /// been handed over by then.
+    found_empty: Arc<std::sync::Mutex<Option<(Instant, u64)>>>,
 }
 
 struct WorkerIdentity {
@@ -125,7 +145,15 @@ impl DbStore {
                 ),
                 started_at: crate::db::now(),
             }),
+            handoff: None,
+            found_empty: Arc::default(),
         }
+    }
+
+    /// Takes confirmations straight from signups (see [`Handoff`]).
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> DbStore {
+        self.handoff = Some(handoff);
+        self
     }
 }
 
@@ -137,8 +165,9 @@ struct Minted {
     unsubscribe: Option<Token>,
 }
 
-impl Store for DbStore {
-    async fn claim(&self, limit: usize) -> anyhow::Result<Claimed> {
+impl DbStore {
+    /// Claims due rows from the database.
+    async fn claim_from_db(&self, limit: usize) -> anyhow::Result<Claimed> {
         let request = ClaimRequest {
             claim_id: rand::rng().random_range(1..i64::MAX),
             limit: limit as i64,
@@ -213,7 +242,58 @@ impl Store for DbStore {
             jobs,
             sending_digests: claim.sending_digests,
             drained_digests: claim.drained_digests,
+            look_again_in: None,
         })
+    }
+}
+
+impl Store for DbStore {
+    /// Jobs handed over by signups, and the database. The database is not looked at when it
+    /// was found empty less than [`LOOK_AGAIN_AFTER`] ago and signups have handed jobs over
+    /// since: under a flood of signups every one of them wakes the worker, and each wake-up
+    /// would otherwise cost a transaction that finds nothing, while other mail still waits at
+    /// most that long. When it is looked at, it gets half the claim (one row at least), so a
+    /// flood of signups does not hold up mail in the queue.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Claimed> {
+        let Some(handoff) = &self.handoff else {
+            return self.claim_from_db(limit).await;
+        };
+        let empty = *super::locked(&self.found_empty);
+        let look_again_in = empty.and_then(|(at, delivered)| {
+            (handoff.delivered() != delivered)
+                .then(|| LOOK_AGAIN_AFTER.checked_sub(at.elapsed()))
+                .flatten()
+        });
+        if look_again_in.is_some() {
+            return Ok(Claimed {
+                jobs: handoff.take(limit),
+                look_again_in,
+                ..Claimed::default()
+            });
+        }
+        let delivered = handoff.delivered();
+        let mut handed = handoff.take(limit.div_ceil(2));
+        let mut claimed = self
+            .claim_from_db(limit.saturating_sub(handed.len()).max(1))
+            .await?;
+        *super::locked(&self.found_empty) =
+            claimed.jobs.is_empty().then(|| (Instant::now(), delivered));
+        handed.append(&mut claimed.jobs);
+        claimed.jobs = handed;
+        Ok(claimed)
+    }
+
+    fn open(&self) {
+        if let Some(handoff) = &self.handoff {
+            handoff.open();
+        }
+    }
+
+    fn close(&self) -> Vec<Job> {
+        self.handoff
+            .as_ref()
+            .map(|handoff| handoff.close())
+            .unwrap_or_default()
     }
 
     async fn finish(&self, digests: Vec<i64>) -> anyhow::Result<Vec<(i64, DigestStatus)>> {
@@ -241,7 +321,10 @@ impl Store for DbStore {
         Ok(statuses)
     }
 
-    async fn renew(&self, claims: Vec<i64>) -> anyhow::Result<()> {
+    async fn renew(&self, mut claims: Vec<i64>) -> anyhow::Result<()> {
+        if let Some(handoff) = &self.handoff {
+            claims.extend(handoff.waiting_claims());
+        }
         let until = crate::db::now() + self.lease;
         let me = self.identity.clone();
         self.db

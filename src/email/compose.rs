@@ -160,6 +160,15 @@ impl Composer {
         )
     }
 
+    /// What comes before and after the delivery id in [`Composer::message_id`], for SQL that
+    /// writes Message-IDs of ids it draws itself.
+    pub fn message_id_around(&self, kind: DeliveryKind) -> (String, String) {
+        (
+            format!("<{}.", kind.as_str()),
+            format!("@{}>", self.message_id_domain),
+        )
+    }
+
     /// A Message-ID for a mail that is no delivery of the queue (a test copy).
     pub fn one_off_message_id(&self, what: &str) -> String {
         format!(

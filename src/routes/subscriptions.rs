@@ -108,7 +108,7 @@ pub async fn subscribe(
         })
         .await;
     let outcome = match submitted.map_err(ApiError::from) {
-        Ok(outcome) => outcome,
+        Ok(signed) => signed.outcome,
         // A person gets the form back, filled in, with what to do; the API gets JSON.
         Err(error) if format == Format::Form => {
             let unavailable = matches!(error, ApiError::Unavailable(_));

@@ -144,7 +144,8 @@ pub async fn resend(
             links: LinkLimit::per_hour(state.settings.signup.max_links_per_hour),
         })
         .await
-        .map_err(PageError::from)?;
+        .map_err(PageError::from)?
+        .outcome;
     tracing::info!(subscriber = %masked, ?outcome, "new confirmation link asked for");
     state.wake_worker.notify_one();
     Ok(HttpResponse::SeeOther()

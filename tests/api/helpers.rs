@@ -565,6 +565,7 @@ impl TestApp {
             &settings,
             Arc::default(),
             Default::default(),
+            None,
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         RunningWorker {

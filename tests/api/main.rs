@@ -15,6 +15,7 @@ mod dkim;
 mod error_pages;
 mod feeds;
 mod first_run;
+mod handoff;
 mod health;
 mod helpers;
 mod hostile_input;

@@ -10,7 +10,7 @@ mod lease;
 mod record;
 
 pub use claim::{Claim, ClaimRequest, ClaimedRow, RowSecrets, claim_due_deliveries};
-pub use enqueue::enqueue_for_subscribers;
+pub use enqueue::{HandTerms, HandedConfirmation, enqueue_for_subscribers, hand_confirmations};
 pub use lease::{Reclaimed, reclaim_expired_leases, renew_leases};
 pub use record::{
     DigestState, Finished, Outcome, RecordOptions, RecordReport, RecordTerms,

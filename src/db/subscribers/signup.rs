@@ -11,7 +11,9 @@ use diesel::prelude::*;
 
 use super::{NewSubscriber, Subscriber};
 use crate::db::events::{EventContext, insert_event, insert_events};
-use crate::db::queue::enqueue_for_subscribers;
+use crate::db::queue::{
+    HandTerms, HandedConfirmation, enqueue_for_subscribers, hand_confirmations,
+};
 use crate::db::schema::{deliveries, subscribers};
 use crate::db::{DbConnection, now};
 use crate::domain::{
@@ -40,41 +42,63 @@ pub struct Signup {
 
 /// Records signups inside the caller's write transaction (they are group-committed, see
 /// [`crate::db::group_commit`]) and returns one outcome per signup, in order. Each signup is a
-/// pending subscriber, a `subscribed` event and a queued confirmation; the confirmation token
-/// itself is made when the mail is rendered, so the raw token exists only in the mail.
+/// pending subscriber, a `subscribed` event and a confirmation. The confirmation is queued, and
+/// its token made when a worker claims it; or, for up to `hand.room` new addresses, written
+/// already claimed for this process's worker, with its token (see
+/// [`crate::delivery::Handoff`]). Either way only the token's hash is stored.
 ///
 /// New addresses, the common case, are written with one statement per table for the whole
 /// batch; known addresses, and an address seen twice in one batch, go one by one after them.
+/// A batch of new addresses reads nothing first: `ON CONFLICT DO NOTHING` tells the known.
 pub fn record_signups(
     conn: &mut DbConnection,
     signups: &[Signup],
-) -> anyhow::Result<Vec<SignupOutcome>> {
+    hand: Option<&HandTerms<'_>>,
+) -> anyhow::Result<Vec<(SignupOutcome, Option<HandedConfirmation>)>> {
     let keys: Vec<String> = signups.iter().map(|s| s.email.key()).collect();
-    let known = known_keys(conn, &keys)?;
+    // Every address's first signup in the batch is tried as a new one; those on the list
+    // already are not inserted, and go one by one with the repeats.
     let mut first_sightings = HashSet::new();
-    let (fresh, others): (Vec<usize>, Vec<usize>) = (0..signups.len())
-        .partition(|&i| !known.contains(&keys[i]) && first_sightings.insert(keys[i].as_str()));
-    let mut later = others;
+    let (fresh, repeats): (Vec<usize>, Vec<usize>) =
+        (0..signups.len()).partition(|&i| first_sightings.insert(keys[i].as_str()));
+    let mut later = repeats;
 
+    let mut handed = Vec::new();
+    // Subscriber id → the signup that added it.
+    let mut signup_of = HashMap::new();
     if !fresh.is_empty() {
         let new: Vec<&Signup> = fresh.iter().map(|&i| &signups[i]).collect();
         let id_of = insert_pending(conn, &new)?;
         let mut events = Vec::with_capacity(fresh.len());
         for i in fresh {
             match id_of.get(&keys[i]) {
-                Some(id) => events.push((*id, &signups[i].context)),
-                // Added by another transaction since we looked: treated as a known address.
+                Some(id) => {
+                    events.push((*id, &signups[i].context));
+                    signup_of.insert(*id, i);
+                }
+                // On the list already, or added by another transaction meanwhile.
                 None => later.push(i),
             }
         }
         insert_events(conn, EventKind::Subscribed, &events)?;
         let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
-        enqueue_for_subscribers(conn, DeliveryKind::Confirmation, &ids)?;
+        let room = hand.map_or(0, |hand| hand.room.min(ids.len()));
+        let (handed_ids, queued_ids) = ids.split_at(room);
+        if let Some(hand) = hand.filter(|_| room > 0) {
+            handed = hand_confirmations(conn, handed_ids, hand)?;
+        }
+        enqueue_for_subscribers(conn, DeliveryKind::Confirmation, queued_ids)?;
     }
     later.sort_unstable();
-    let mut outcomes = vec![SignupOutcome::ConfirmationQueued; signups.len()];
+    let mut outcomes: Vec<(SignupOutcome, Option<HandedConfirmation>)> = (0..signups.len())
+        .map(|_| (SignupOutcome::ConfirmationQueued, None))
+        .collect();
     for i in later {
-        outcomes[i] = record_signup(conn, &signups[i])?;
+        outcomes[i].0 = record_signup(conn, &signups[i])?;
+    }
+    for confirmation in handed {
+        let i = signup_of[&confirmation.subscriber_id];
+        outcomes[i].1 = Some(confirmation);
     }
     Ok(outcomes)
 }
@@ -110,35 +134,6 @@ fn insert_pending(
             .returning((subscribers::id, subscribers::email_key))
             .get_results(c))?;
     Ok(inserted.into_iter().map(|(id, key)| (key, id)).collect())
-}
-
-/// Which of `keys` are on the list already.
-///
-/// On PostgreSQL this is an unprepared statement, planned with its values each time. As a
-/// prepared statement, a connection that first ran it while the table was nearly empty kept that
-/// generic plan, a sequential scan, until the next ANALYZE: measured in the signup benchmark as
-/// 1,938 scans reading 37 million rows in 10 s, and the p99 doubled.
-fn known_keys(conn: &mut DbConnection, keys: &[String]) -> QueryResult<HashSet<String>> {
-    #[derive(QueryableByName)]
-    struct Known {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        email_key: String,
-    }
-    let known: Vec<String> = match conn {
-        DbConnection::Postgres(c) => {
-            diesel::sql_query("SELECT email_key FROM subscribers WHERE email_key = ANY($1)")
-                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
-                .load::<Known>(c)?
-                .into_iter()
-                .map(|k| k.email_key)
-                .collect()
-        }
-        DbConnection::Sqlite(_) => subscribers::table
-            .filter(subscribers::email_key.eq_any(keys))
-            .select(subscribers::email_key)
-            .load(conn)?,
-    };
-    Ok(known.into_iter().collect())
 }
 
 /// One signup of an address that may already be on the list.

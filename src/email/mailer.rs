@@ -1,11 +1,18 @@
 //! The mailer, built once from config: SMTP (one connection per sending task, `TCP_NODELAY`
 //! set, reconnecting after errors) or `.eml` files in the outbox folder.
 //!
-//! An SMTP transaction is driven command by command (MAIL FROM, RCPT TO, DATA, the message),
+//! An SMTP transaction's answers are read one by one (MAIL FROM, RCPT TO, DATA, the message),
 //! so a refusal says at which stage it came: only a recipient-stage refusal can be about the
 //! recipient (see [`crate::domain::classify_refusal`]). After a refusal the server is still
 //! talking to us, so the connection is reset (RSET) and kept; after a network error or a
 //! timeout it is dropped.
+//!
+//! A server that offers PIPELINING (RFC 2920; relays do) gets MAIL FROM, RCPT TO and DATA in
+//! one write and the message with its closing dot in another: two round trips a mail instead of
+//! four. lettre sends a command and waits for its answer, and it does not keep the keywords it
+//! does not know, so the session asks EHLO once more to learn whether the server pipelines,
+//! writes the commands together with `command` and reads the other answers with
+//! `read_response`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
@@ -150,7 +157,13 @@ impl Mailer {
 
 pub struct MailSession {
     mailer: Mailer,
-    connection: Option<AsyncSmtpConnection>,
+    connection: Option<Connection>,
+}
+
+/// A connection, and whether its server takes pipelined commands.
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    pipelining: bool,
 }
 
 impl MailSession {
@@ -169,19 +182,23 @@ impl MailSession {
             MailerKind::Smtp { settings, hello } => {
                 let timeout = Duration::from_secs(settings.timeout_seconds.max(1));
                 let connection = self.connected(settings, hello, timeout).await?;
-                let outcome =
-                    match tokio::time::timeout(timeout, transact(connection, envelope, message))
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(StepError {
-                            error: SendError::transient(
-                                SmtpStage::Data,
-                                "the SMTP server did not answer in time".into(),
-                            ),
-                            answered: false,
-                        }),
-                    };
+                let transaction = async {
+                    if connection.pipelining {
+                        transact_pipelined(&mut connection.smtp, envelope, message).await
+                    } else {
+                        transact(&mut connection.smtp, envelope, message).await
+                    }
+                };
+                let outcome = match tokio::time::timeout(timeout, transaction).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(StepError {
+                        error: SendError::transient(
+                            SmtpStage::Data,
+                            "the SMTP server did not answer in time".into(),
+                        ),
+                        answered: false,
+                    }),
+                };
                 match outcome {
                     Ok(()) => Ok(()),
                     Err(StepError { error, answered }) => {
@@ -198,7 +215,7 @@ impl MailSession {
         settings: &SmtpSettings,
         hello: &ClientId,
         timeout: Duration,
-    ) -> Result<&mut AsyncSmtpConnection, SendError> {
+    ) -> Result<&mut Connection, SendError> {
         if self.connection.is_none() {
             let connection = tokio::time::timeout(timeout, connect(settings, hello))
                 .await
@@ -231,7 +248,7 @@ impl MailSession {
         };
         if answered
             && matches!(
-                tokio::time::timeout(timeout, connection.command(Rset)).await,
+                tokio::time::timeout(timeout, connection.smtp.command(Rset)).await,
                 Ok(Ok(_))
             )
         {
@@ -239,10 +256,16 @@ impl MailSession {
         }
     }
 
+    /// Whether the open connection pipelines its commands (for logs and tests); None when
+    /// no connection is open.
+    pub fn pipelining(&self) -> Option<bool> {
+        self.connection.as_ref().map(|c| c.pipelining)
+    }
+
     /// Says goodbye to the SMTP server, if connected, without waiting long for its answer.
     pub async fn close(&mut self) {
         if let Some(mut connection) = self.connection.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), connection.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), connection.smtp.quit()).await;
         }
     }
 }
@@ -253,6 +276,102 @@ async fn transact(
     envelope: &Envelope,
     message: &[u8],
 ) -> Result<(), StepError> {
+    let options = mail_options(connection, envelope, message)?;
+    connection
+        .command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(|e| step_error(SmtpStage::MailFrom, &e))?;
+    for to in envelope.to() {
+        connection
+            .command(Rcpt::new(to.clone(), Vec::new()))
+            .await
+            .map_err(|e| step_error(SmtpStage::RcptTo, &e))?;
+    }
+    connection
+        .command(Data)
+        .await
+        .map_err(|e| step_error(SmtpStage::Data, &e))?;
+    connection
+        .message(message)
+        .await
+        .map_err(|e| step_error(SmtpStage::Data, &e))?;
+    Ok(())
+}
+
+/// The same transaction pipelined: MAIL FROM, each RCPT TO and DATA in one write, then every
+/// answer read, in order, before the first refusal is reported, so the connection stays in step
+/// for the RSET that follows a refusal. Then the message and its closing dot in one write.
+async fn transact_pipelined(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), StepError> {
+    use std::fmt::Write;
+    let options = mail_options(connection, envelope, message)?;
+    let mut commands = Mail::new(envelope.from().cloned(), options).to_string();
+    for to in envelope.to() {
+        let _ = write!(commands, "{}", Rcpt::new(to.clone(), Vec::new()));
+    }
+    let _ = write!(commands, "{Data}");
+    let mut failure = connection
+        .command(commands)
+        .await
+        .map_err(|e| step_error(SmtpStage::MailFrom, &e))
+        .err();
+    for _ in envelope.to() {
+        let answer = connection.read_response().await;
+        if let (None, Err(e)) = (&failure, answer) {
+            failure = Some(step_error(SmtpStage::RcptTo, &e));
+        }
+    }
+    let data = connection.read_response().await;
+    match (failure, data) {
+        (None, Err(e)) => return Err(step_error(SmtpStage::Data, &e)),
+        (None, Ok(_)) => {}
+        (Some(failure), Err(_)) => return Err(failure),
+        // The server waits for a message of a refused transaction (it should not): the
+        // connection is dropped rather than sending it anything.
+        (Some(failure), Ok(_)) => {
+            return Err(StepError {
+                answered: false,
+                ..failure
+            });
+        }
+    }
+    let answer = match dot_stuffed(message) {
+        Some(whole) => connection.command(whole).await,
+        None => connection.message(message).await,
+    };
+    answer.map_err(|e| step_error(SmtpStage::Data, &e))?;
+    Ok(())
+}
+
+/// The message as lettre sends it after DATA (a dot that starts a line doubled, then
+/// CRLF . CRLF), as one string for one write; None if it is not UTF-8 (lettre's `message`
+/// writes it then, in two writes).
+fn dot_stuffed(message: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut wire = String::with_capacity(text.len() + 16);
+    if text.starts_with('.') {
+        wire.push('.');
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find("\r\n.") {
+        wire.push_str(&rest[..at + 3]);
+        wire.push('.');
+        rest = &rest[at + 3..];
+    }
+    wire.push_str(rest);
+    wire.push_str("\r\n.\r\n");
+    Some(wire)
+}
+
+/// The MAIL FROM parameters this message needs, or why the server cannot take it.
+fn mail_options(
+    connection: &AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<Vec<MailParameter>, StepError> {
     let mut options = Vec::new();
     let international = envelope
         .from()
@@ -285,28 +404,10 @@ async fn transact(
     {
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    connection
-        .command(Mail::new(envelope.from().cloned(), options))
-        .await
-        .map_err(|e| step_error(SmtpStage::MailFrom, &e))?;
-    for to in envelope.to() {
-        connection
-            .command(Rcpt::new(to.clone(), Vec::new()))
-            .await
-            .map_err(|e| step_error(SmtpStage::RcptTo, &e))?;
-    }
-    connection
-        .command(Data)
-        .await
-        .map_err(|e| step_error(SmtpStage::Data, &e))?;
-    connection
-        .message(message)
-        .await
-        .map_err(|e| step_error(SmtpStage::Data, &e))?;
-    Ok(())
+    Ok(options)
 }
 
-async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<AsyncSmtpConnection> {
+async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<Connection> {
     let address = (settings.host.as_str(), settings.port);
     let mut connection = match settings.tls {
         // Implicit TLS: lettre opens the socket itself.
@@ -337,6 +438,14 @@ async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<As
             .await
             .context("STARTTLS")?;
     }
+    // lettre keeps only the EHLO keywords it knows; PIPELINING is not one of them. Asked
+    // before AUTH: a second EHLO resets the session, and some servers forget the login too.
+    let pipelining = connection
+        .command(Ehlo::new(hello.clone()))
+        .await
+        .context("greeting the server (EHLO)")?
+        .message()
+        .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
     if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
         let credentials = Credentials::new(user.clone(), password.expose_secret().to_string());
         connection
@@ -344,7 +453,10 @@ async fn connect(settings: &SmtpSettings, hello: &ClientId) -> anyhow::Result<As
             .await
             .context("authenticating")?;
     }
-    Ok(connection)
+    Ok(Connection {
+        smtp: connection,
+        pipelining,
+    })
 }
 
 /// Writes atomically, so a reader of the folder never sees half a message.
@@ -371,4 +483,19 @@ fn html_part(message: &[u8]) -> Option<String> {
     (parsed.html_body_count() > 0)
         .then(|| parsed.body_html(0).map(|html| html.into_owned()))
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn dots_that_start_a_line_are_doubled_as_lettre_doubles_them() {
+        assert_eq!(
+            dot_stuffed(b".a\r\nb.c\r\n.\r\n..d\r\n\r\n.").unwrap(),
+            "..a\r\nb.c\r\n..\r\n...d\r\n\r\n..\r\n.\r\n"
+        );
+        assert_eq!(dot_stuffed(b"plain").unwrap(), "plain\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"\xff"), None);
+    }
 }

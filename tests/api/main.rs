@@ -32,6 +32,7 @@ mod schedule;
 mod signup_batches;
 mod site;
 mod smtp_faults;
+mod smtp_pipelining;
 mod staff_pages;
 mod subscriptions;
 mod subscriptions_confirm;

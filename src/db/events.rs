@@ -76,6 +76,22 @@ pub fn insert_events(
     events: &[(i64, &EventContext)],
 ) -> QueryResult<()> {
     let created_at = now();
+    if let DbConnection::Postgres(c) = conn {
+        return crate::db::prepared::InsertEvents {
+            subscriber_ids: events.iter().map(|(id, _)| *id).collect(),
+            kind: kind.as_str(),
+            ips: events.iter().map(|(_, c)| c.ip.as_deref()).collect(),
+            user_agents: events
+                .iter()
+                .map(|(_, c)| c.user_agent.as_deref())
+                .collect(),
+            sources: events.iter().map(|(_, c)| c.source.as_str()).collect(),
+            details: events.iter().map(|(_, c)| c.detail.as_deref()).collect(),
+            now: created_at,
+        }
+        .execute(c)
+        .map(|_| ());
+    }
     let rows: Vec<NewEvent<'_>> = events
         .iter()
         .map(|(subscriber_id, context)| new_event(Some(*subscriber_id), kind, context, created_at))

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod digests;
 pub mod events;
 pub mod group_commit;
+mod prepared;
 pub mod queue;
 pub mod schema;
 pub mod service_keys;

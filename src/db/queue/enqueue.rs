@@ -97,16 +97,15 @@ struct NewHandedDelivery<'a> {
 /// attempt, and stores each mail's confirmation token (its hash; the raw token is returned for
 /// the mail). In the order of `subscriber_ids`.
 ///
-/// On PostgreSQL one statement draws the ids and writes the rows, each once, with its
-/// Message-ID, and the tokens: this is on the path of every signup, where each round trip to
-/// the database costs more than the writing. SQLite, in-process, writes the Message-IDs after
-/// the rows.
+/// On PostgreSQL one prepared statement ([`crate::db::prepared::HandConfirmations`]) draws the
+/// ids and writes the rows, each once, with its Message-ID, and the tokens: this is on the path
+/// of every signup, where each round trip to the database costs more than the writing. SQLite,
+/// in-process, writes the Message-IDs after the rows.
 pub fn hand_confirmations(
     conn: &mut DbConnection,
     subscriber_ids: &[i64],
     terms: &HandTerms<'_>,
 ) -> QueryResult<Vec<HandedConfirmation>> {
-    use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamp};
     if subscriber_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -115,47 +114,22 @@ pub fn hand_confirmations(
     let tokens: Vec<Token> = subscriber_ids.iter().map(|_| Token::generate()).collect();
     let ids: Vec<i64> = match conn {
         DbConnection::Postgres(c) => {
-            #[derive(QueryableByName)]
-            struct Written {
-                #[diesel(sql_type = BigInt)]
-                id: i64,
-                #[diesel(sql_type = BigInt)]
-                subscriber_id: i64,
+            let written: Vec<(i64, i64)> = crate::db::prepared::HandConfirmations {
+                subscriber_ids,
+                token_hashes: tokens.iter().map(Token::hash).collect(),
+                kind: kind.as_str(),
+                priority: kind.priority(),
+                status: DeliveryStatus::Sending.as_str(),
+                now,
+                lease_until: terms.lease_until,
+                claim_id: terms.claim_id,
+                message_id_around: terms.message_id_around,
+                token_expires_at: terms.token_expires_at,
             }
-            let hashes: Vec<String> = tokens.iter().map(Token::hash).collect();
-            let (before, after) = terms.message_id_around;
-            let written: Vec<Written> = diesel::sql_query(
-                "WITH drawn AS MATERIALIZED (
-                     SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS id,
-                            subscriber_id, token_hash
-                     FROM unnest($1::bigint[], $2::text[]) AS s (subscriber_id, token_hash)
-                 ), delivery AS (
-                     INSERT INTO deliveries (id, kind, priority, subscriber_id, status, attempts,
-                         next_attempt_at, lease_expires_at, claim_id, message_id, created_at)
-                     SELECT id, $3, $4, subscriber_id, $5, 1, $6, $7, $8, $9 || id || $10, $6
-                     FROM drawn
-                 ), token AS (
-                     INSERT INTO confirmation_tokens (subscriber_id, token_hash, created_at,
-                         expires_at)
-                     SELECT subscriber_id, token_hash, $6, $11 FROM drawn
-                 )
-                 SELECT id, subscriber_id FROM drawn",
-            )
-            .bind::<Array<BigInt>, _>(subscriber_ids)
-            .bind::<Array<Text>, _>(&hashes)
-            .bind::<Text, _>(kind.as_str())
-            .bind::<Integer, _>(kind.priority())
-            .bind::<Text, _>(DeliveryStatus::Sending.as_str())
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(terms.lease_until)
-            .bind::<BigInt, _>(terms.claim_id)
-            .bind::<Text, _>(before)
-            .bind::<Text, _>(after)
-            .bind::<Timestamp, _>(terms.token_expires_at)
             .load(c)?;
             let id_of: std::collections::HashMap<i64, i64> = written
                 .into_iter()
-                .map(|w| (w.subscriber_id, w.id))
+                .map(|(id, subscriber_id)| (subscriber_id, id))
                 .collect();
             subscriber_ids
                 .iter()

@@ -126,13 +126,22 @@ fn insert_pending(
         })
         .collect();
     values.sort_unstable_by(|a, b| a.email_key.cmp(&b.email_key));
-    let inserted: Vec<(i64, String)> =
-        crate::on_backend!(conn, |c| diesel::insert_into(subscribers::table)
+    let inserted: Vec<(i64, String)> = match conn {
+        DbConnection::Postgres(c) => crate::db::prepared::InsertPending {
+            emails: values.iter().map(|v| v.email).collect(),
+            keys: values.iter().map(|v| v.email_key.as_str()).collect(),
+            names: values.iter().map(|v| v.name).collect(),
+            status: SubscriberStatus::Pending.as_str(),
+            now,
+        }
+        .load(c)?,
+        DbConnection::Sqlite(c) => diesel::insert_into(subscribers::table)
             .values(&values)
             .on_conflict(subscribers::email_key)
             .do_nothing()
             .returning((subscribers::id, subscribers::email_key))
-            .get_results(c))?;
+            .get_results(c)?,
+    };
     Ok(inserted.into_iter().map(|(id, key)| (key, id)).collect())
 }
 

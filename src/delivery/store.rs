@@ -273,9 +273,21 @@ impl Store for DbStore {
         }
         let delivered = handoff.delivered();
         let mut handed = handoff.take(limit.div_ceil(2));
-        let mut claimed = self
+        let mut claimed = match self
             .claim_from_db(limit.saturating_sub(handed.len()).max(1))
-            .await?;
+            .await
+        {
+            Ok(claimed) => claimed,
+            // The handed mail is claimed already: it goes, whatever the queue's trouble.
+            Err(e) if !handed.is_empty() => {
+                tracing::warn!(error = format!("{e:#}"), "could not claim deliveries");
+                return Ok(Claimed {
+                    jobs: handed,
+                    ..Claimed::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
         *super::locked(&self.found_empty) =
             claimed.jobs.is_empty().then(|| (Instant::now(), delivered));
         handed.append(&mut claimed.jobs);

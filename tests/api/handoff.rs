@@ -247,3 +247,23 @@ async fn a_serve_killed_after_signups_handed_their_mail_over_sends_it_after_the_
         Some("confirmed")
     );
 }
+
+#[tokio::test]
+async fn a_claim_whose_read_of_the_queue_fails_still_hands_out_the_confirmations_it_took() {
+    let app = spawn_app_without_worker(|_| {}).await;
+    let handoff = open_handoff(&app, 10);
+    sign_up_together(&app.db, &handoff, &["taken@example.org".to_string()]).await;
+    let parts = newsletter::startup::build_parts(&app.settings).unwrap();
+    let store = DbStore::new(app.db.clone(), parts.composer.clone(), &app.settings)
+        .with_handoff(handoff.clone());
+    // The queue's read fails: a table it reads is gone for the moment.
+    app.query(|c| diesel::sql_query("ALTER TABLE digests RENAME TO digests_away").execute(c));
+
+    let claimed = store.claim(10).await;
+
+    app.query(|c| diesel::sql_query("ALTER TABLE digests_away RENAME TO digests").execute(c));
+    let claimed = claimed.expect("the handed mail is claimed already");
+    assert_eq!(claimed.jobs.len(), 1);
+    assert_eq!(claimed.jobs[0].letter.to, "taken@example.org");
+    assert!(handoff.take(10).is_empty(), "nothing is left behind");
+}

@@ -8,6 +8,7 @@ use crate::db::schema::{confirmation_tokens, deliveries};
 use crate::db::{DbConnection, now};
 use crate::domain::{DeliveryKind, DeliveryStatus, Token};
 
+/// A delivery to a subscriber: queued, or (handed to a worker) already leased under a claim.
 #[derive(Insertable)]
 #[diesel(table_name = deliveries, treat_none_as_default_value = false)]
 struct NewDelivery<'a> {
@@ -17,6 +18,8 @@ struct NewDelivery<'a> {
     status: &'a str,
     attempts: i32,
     next_attempt_at: NaiveDateTime,
+    lease_expires_at: Option<NaiveDateTime>,
+    claim_id: Option<i64>,
     created_at: NaiveDateTime,
 }
 
@@ -39,6 +42,8 @@ pub fn enqueue_for_subscribers(
             status: DeliveryStatus::Queued.as_str(),
             attempts: 0,
             next_attempt_at: now,
+            lease_expires_at: None,
+            claim_id: None,
             created_at: now,
         })
         .collect();
@@ -77,20 +82,6 @@ pub struct HandedConfirmation {
     pub subscriber_id: i64,
     pub message_id: String,
     pub token: Token,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = deliveries, treat_none_as_default_value = false)]
-struct NewHandedDelivery<'a> {
-    kind: &'a str,
-    priority: i32,
-    subscriber_id: Option<i64>,
-    status: &'a str,
-    attempts: i32,
-    next_attempt_at: NaiveDateTime,
-    lease_expires_at: Option<NaiveDateTime>,
-    claim_id: Option<i64>,
-    created_at: NaiveDateTime,
 }
 
 /// Writes one confirmation to each subscriber as `sending` under `terms`, counting its first
@@ -137,9 +128,9 @@ pub fn hand_confirmations(
                 .collect::<QueryResult<_>>()?
         }
         DbConnection::Sqlite(c) => {
-            let rows: Vec<NewHandedDelivery<'_>> = subscriber_ids
+            let rows: Vec<NewDelivery<'_>> = subscriber_ids
                 .iter()
-                .map(|subscriber_id| NewHandedDelivery {
+                .map(|subscriber_id| NewDelivery {
                     kind: kind.as_str(),
                     priority: kind.priority(),
                     subscriber_id: Some(*subscriber_id),

@@ -64,8 +64,8 @@ pub fn record_signups(
     let mut later = repeats;
 
     let mut handed = Vec::new();
-    // Subscriber id → the signup that added it.
-    let mut signup_of = HashMap::new();
+    // The signup that added each new subscriber, in the order of `events`.
+    let mut added_by = Vec::with_capacity(fresh.len());
     if !fresh.is_empty() {
         let new: Vec<&Signup> = fresh.iter().map(|&i| &signups[i]).collect();
         let id_of = insert_pending(conn, &new)?;
@@ -74,7 +74,7 @@ pub fn record_signups(
             match id_of.get(&keys[i]) {
                 Some(id) => {
                     events.push((*id, &signups[i].context));
-                    signup_of.insert(*id, i);
+                    added_by.push(i);
                 }
                 // On the list already, or added by another transaction meanwhile.
                 None => later.push(i),
@@ -96,8 +96,8 @@ pub fn record_signups(
     for i in later {
         outcomes[i].0 = record_signup(conn, &signups[i])?;
     }
-    for confirmation in handed {
-        let i = signup_of[&confirmation.subscriber_id];
+    // Handed in the order of `events`, from its start.
+    for (confirmation, i) in handed.into_iter().zip(added_by) {
         outcomes[i].1 = Some(confirmation);
     }
     Ok(outcomes)

@@ -4,15 +4,20 @@
 //! refusal about us fails the delivery as a sender problem and leaves the person alone, a
 //! complaint or an unsubscribe mail ends the subscription.
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::events::EventContext;
-use super::schema::{bounce_reports, deliveries, digest_totals, subscribers};
+use super::queue::DUE_MAIL;
+use super::schema::{bounce_reports, deliveries, digest_totals, digests, subscribers};
 use super::subscribers::{end_subscription, mark_bounced};
 use super::{DbConnection, now, write_tx};
 use crate::bounces::BounceClass;
-use crate::domain::{DeliveryStatus, EventKind, FailureKind, email_key};
+use crate::domain::{
+    DeliveryKind, DeliveryStatus, DigestStatus, EventKind, FailureKind, email_key,
+};
 
 /// What came back for one recipient, and how it was tied to our mail.
 #[derive(Debug, Clone)]
@@ -275,12 +280,39 @@ pub fn digest_bounce_counts(conn: &mut DbConnection, digest_id: i64) -> QueryRes
 /// waited, and the reports of mail that came back by class.
 pub fn metrics_snapshot(conn: &mut DbConnection) -> QueryResult<crate::metrics::Snapshot> {
     let now = now();
-    let queued = deliveries::table.filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()));
-    let queue_depth: i64 = queued.count().get_result(conn)?;
-    let oldest: Option<chrono::NaiveDateTime> = queued
-        .filter(deliveries::next_attempt_at.le(now))
-        .select(diesel::dsl::min(deliveries::next_attempt_at))
-        .first(conn)?;
+    // Two parts, each read from its own index: the mail people wait for (`deliveries_due`),
+    // and the digests' (by digest: only a sending or paused digest has queued mail, since
+    // cancelling skips it and a digest is sent once none is left).
+    let waited_for = || deliveries::table.filter(sql::<Bool>(DUE_MAIL));
+    let open_digests: Vec<i64> = digests::table
+        .filter(digests::status.eq_any([
+            DigestStatus::Sending.as_str(),
+            DigestStatus::Paused.as_str(),
+        ]))
+        .select(digests::id)
+        .load(conn)?;
+    let digests_mail = || {
+        deliveries::table
+            .filter(deliveries::digest_id.eq_any(&open_digests))
+            .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(deliveries::kind.eq(DeliveryKind::Digest.as_str()))
+    };
+    let queue_depth = waited_for().count().get_result::<i64>(conn)?
+        + digests_mail().count().get_result::<i64>(conn)?;
+    let min = diesel::dsl::min(deliveries::next_attempt_at);
+    let oldest = [
+        waited_for()
+            .filter(deliveries::next_attempt_at.le(now))
+            .select(min)
+            .first::<Option<NaiveDateTime>>(conn)?,
+        digests_mail()
+            .filter(deliveries::next_attempt_at.le(now))
+            .select(min)
+            .first::<Option<NaiveDateTime>>(conn)?,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     let reports: Vec<(String, i64)> = bounce_reports::table
         .group_by(bounce_reports::class)
         .select((bounce_reports::class, diesel::dsl::count_star()))

@@ -2,7 +2,7 @@
 //! bounce that came back) Prometheus reads exactly those numbers; without the token it reads
 //! nothing, and with metrics off there is no such path.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_worker};
 
 /// The value of the line that starts with `name` (labels included) in a scrape.
 fn value(scrape: &str, name: &str) -> f64 {
@@ -93,4 +93,78 @@ async fn without_metrics_enabled_there_is_no_such_path() {
     assert!(!app.settings.metrics.enabled, "off by default");
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 404);
+}
+
+/// The queue's depth and its oldest due mail count both the mail people wait for and a
+/// digest's, while it sends and while it is paused (the two are read from different indexes);
+/// a cancelled digest's mail is no longer waiting.
+#[tokio::test]
+async fn queue_depth_and_the_oldest_due_count_confirmations_and_digests() {
+    use diesel::prelude::*;
+    use newsletter::db::schema::deliveries::dsl as d;
+    let app = spawn_app_without_worker(|s| {
+        s.metrics.enabled = true;
+        s.metrics.token = "scrape-token".to_string().into();
+    })
+    .await;
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .bearer_auth("scrape-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let backdate = |kind: &'static str, seconds: i64| {
+        app.query(|c| {
+            let (id, due): (i64, chrono::NaiveDateTime) = d::deliveries
+                .filter(d::kind.eq(kind))
+                .select((d::id, d::next_attempt_at))
+                .order(d::id)
+                .first(c)?;
+            diesel::update(d::deliveries.find(id))
+                .set(d::next_attempt_at.eq(due - chrono::Duration::seconds(seconds)))
+                .execute(c)
+        })
+    };
+    // No worker runs: two confirmations and a digest to three readers stay queued.
+    app.signup("one@example.org").await;
+    app.signup("two@example.org").await;
+    app.seed_confirmed("reader", 3);
+    let token = app.staff_token();
+    let digest = app.queued_digest(&token).await;
+    backdate("confirmation", 60);
+    backdate("digest", 600);
+
+    let now = scrape().await;
+    assert_eq!(value(&now, "newsletter_queue_depth"), 5.0);
+    let oldest = value(&now, "newsletter_queue_oldest_due_seconds");
+    assert!((600.0..660.0).contains(&oldest), "{oldest}");
+
+    let response = app
+        .admin_post(
+            &token,
+            &format!("/digests/{digest}/pause"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let paused = scrape().await;
+    assert_eq!(value(&paused, "newsletter_queue_depth"), 5.0);
+
+    let response = app
+        .admin_post(
+            &token,
+            &format!("/digests/{digest}/cancel"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let cancelled = scrape().await;
+    assert_eq!(value(&cancelled, "newsletter_queue_depth"), 2.0);
+    let oldest = value(&cancelled, "newsletter_queue_oldest_due_seconds");
+    assert!((60.0..120.0).contains(&oldest), "{oldest}");
 }

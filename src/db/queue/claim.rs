@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDateTime};
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
-use super::finish_digests_when_done;
+use super::{DUE_MAIL, finish_digests_when_done};
 use crate::db::schema::{
     confirmation_tokens, deliveries, digests, retired_unsubscribe_tokens, subscribers,
 };
@@ -285,9 +286,8 @@ fn due_ids(
     match digest {
         None => {
             let due = deliveries::table
-                .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
+                .filter(sql::<Bool>(DUE_MAIL))
                 .filter(deliveries::next_attempt_at.le(now))
-                .filter(deliveries::priority.eq(0))
                 .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
                 .limit(limit)
                 .select(deliveries::id);

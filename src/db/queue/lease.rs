@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Bool, Text};
 
-use super::{BACK_TO_QUEUE, finish_digests_when_done};
+use super::{BACK_TO_QUEUE, HELD_MAIL, finish_digests_when_done};
 use crate::db::schema::deliveries;
 use crate::db::{DbConnection, now, write_tx};
 use crate::domain::{DeliveryStatus, FailureKind};
@@ -25,7 +25,7 @@ pub fn renew_leases(
     write_tx(conn, |conn| {
         Ok(diesel::update(
             deliveries::table
-                .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
+                .filter(sql::<Bool>(HELD_MAIL))
                 .filter(deliveries::claim_id.eq_any(claim_ids)),
         )
         .set(deliveries::lease_expires_at.eq(until))
@@ -51,7 +51,7 @@ pub fn reclaim_expired_leases(
     write_tx(conn, |conn| {
         let now = now();
         let expired = deliveries::table
-            .filter(deliveries::status.eq(DeliveryStatus::Sending.as_str()))
+            .filter(sql::<Bool>(HELD_MAIL))
             .filter(deliveries::lease_expires_at.lt(now))
             .select((deliveries::id, deliveries::attempts, deliveries::digest_id));
         let expired: Vec<(i64, i32, Option<i64>)> = match conn {

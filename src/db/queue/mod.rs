@@ -32,6 +32,16 @@ use crate::domain::{DeliveryStatus, DigestStatus};
 pub(crate) const BACK_TO_QUEUE: &str = "CASE WHEN EXISTS (SELECT 1 FROM digests g \
      WHERE g.id = deliveries.digest_id AND g.status = 'cancelled') THEN 'skipped' ELSE 'queued' END";
 
+/// The rows of the `deliveries_due` index: queued mail people wait for (not a digest's).
+///
+/// The partial indexes' predicates are written into the queries that read them as SQL, not as
+/// bound values: neither planner can prove `status = $1` implies `status = 'queued'` (SQLite
+/// never, PostgreSQL not in a generic plan), and would read the whole table instead.
+pub(crate) const DUE_MAIL: &str = "deliveries.status = 'queued' AND deliveries.priority = 0";
+
+/// The rows of the `deliveries_sending` index: mail a worker holds under a lease.
+pub(crate) const HELD_MAIL: &str = "deliveries.status = 'sending'";
+
 /// Someone who left gets nothing more: their queued mail is `skipped` now (not only when a
 /// worker would reach it), and a digest that was waiting only for them is finished.
 pub fn skip_queued_mail_of(

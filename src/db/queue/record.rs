@@ -201,9 +201,10 @@ pub fn finish_drained_digests(
 /// arrays to join against, and its statements cost no round trip.
 ///
 /// `(status = 'sending') IS TRUE` is the fence written so that PostgreSQL cannot answer it from
-/// the `deliveries_due` index: it estimates few rows `sending` and reads them with a bitmap
-/// scan, which walks every index entry a row left behind in `sending` since the last VACUUM
-/// (11,000 in a 20 s signup benchmark, 3 ms a batch). By id it is 0.5 ms.
+/// an index of `sending` rows (`deliveries_sending` now, the whole queue's `deliveries_due`
+/// when this was found): it estimates few rows `sending` and reads them with a bitmap scan,
+/// which walks every index entry a row left behind in `sending` since the last VACUUM (11,000
+/// in a 20 s signup benchmark, 3 ms a batch). By id it is 0.5 ms.
 fn record_sent(
     conn: &mut DbConnection,
     rows: &[(usize, i64, i64)],

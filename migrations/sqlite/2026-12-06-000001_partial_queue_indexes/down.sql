@@ -1,0 +1,3 @@
+DROP INDEX deliveries_sending;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries (status, priority, next_attempt_at, id);

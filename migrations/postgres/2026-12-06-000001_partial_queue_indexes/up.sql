@@ -10,3 +10,8 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id)
 -- their outcome is written.
 CREATE INDEX deliveries_sending ON deliveries (lease_expires_at)
     WHERE status = 'sending';
+-- Only a digest's rows (claims, counts and pauses read them by digest): a confirmation or
+-- welcome, which has none, no longer writes an entry here when queued, claimed and sent.
+DROP INDEX deliveries_digest_status;
+CREATE INDEX deliveries_digest_status ON deliveries (digest_id, status, id)
+    WHERE digest_id IS NOT NULL;

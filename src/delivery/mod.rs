@@ -150,7 +150,7 @@ struct Shared<S, M> {
     /// The paces of receiving domains that asked us to slow down.
     throttle: throttle::Throttle,
     /// Cached per digest: rendered once per worker.
-    digests: Mutex<HashMap<i64, Arc<crate::email::PreparedMail>>>,
+    digests: Mutex<HashMap<i64, Arc<tokio::sync::OnceCell<Arc<crate::email::PreparedMail>>>>>,
     /// Digests with nothing more to claim: after their outcomes are recorded, the recorder
     /// looks whether they are done.
     draining: std::sync::Mutex<std::collections::HashSet<i64>>,

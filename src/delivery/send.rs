@@ -211,22 +211,28 @@ async fn try_deliver<S: Store, M: Messenger>(
     (outcome, feedback)
 }
 
-/// A digest rendered once per worker; each recipient's copy only fills in their parts.
+/// A digest rendered once per worker; each recipient's copy only fills in their parts. Senders
+/// that start on a digest together wait for one rendering: each used to load and render it
+/// itself, eight times at once with the default concurrency, and the first mail waited for
+/// them all. A rendering that fails (the database out of reach) leaves the next one to try.
 async fn prepared_digest<S: Store, M: Messenger>(
     shared: &Shared<S, M>,
     digest_id: i64,
 ) -> anyhow::Result<Arc<crate::email::PreparedMail>> {
-    if let Some(content) = shared.digests.lock().await.get(&digest_id) {
-        return Ok(content.clone());
-    }
-    let content = shared.store.digest_content(digest_id).await?;
-    let prepared = Arc::new(shared.composer.prepare_digest(&content)?);
-    shared
+    let once = shared
         .digests
         .lock()
         .await
-        .insert(digest_id, prepared.clone());
-    Ok(prepared)
+        .entry(digest_id)
+        .or_default()
+        .clone();
+    let prepared = once
+        .get_or_try_init(|| async {
+            let content = shared.store.digest_content(digest_id).await?;
+            anyhow::Ok(Arc::new(shared.composer.prepare_digest(&content)?))
+        })
+        .await?;
+    Ok(prepared.clone())
 }
 
 /// What a refusal (or a dropped connection) means for this job.

@@ -18,6 +18,8 @@ struct Memory {
     queue: VecDeque<Job>,
     recorded: Vec<Finished>,
     digest_unavailable: bool,
+    /// How many times a digest's content was read.
+    digest_loads: usize,
     /// While true, `record` waits (a database that cannot be written).
     record_blocked: bool,
 }
@@ -87,9 +89,15 @@ impl Store for MemoryStore {
     }
 
     async fn digest_content(&self, _digest_id: i64) -> anyhow::Result<DigestContent> {
-        if self.memory.lock().unwrap().digest_unavailable {
-            return Err(crate::db::Unavailable("database is locked".into()).into());
+        {
+            let mut memory = self.memory.lock().unwrap();
+            memory.digest_loads += 1;
+            if memory.digest_unavailable {
+                return Err(crate::db::Unavailable("database is locked".into()).into());
+            }
         }
+        // As the database: the other senders get to ask meanwhile.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         Ok(DigestContent {
             subject: "Latest research".into(),
             intro_html: String::new(),
@@ -228,6 +236,35 @@ async fn a_database_error_while_preparing_a_digest_is_retried_not_failed() {
         other => panic!("expected a retry, got {other:?}"),
     }
     assert!(messenger.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn senders_starting_on_a_digest_together_read_and_render_it_once() {
+    let store = MemoryStore::with_jobs((1..=40).map(|id| digest_job(id, 7)).collect());
+    let messenger = MemoryMessenger::default();
+    let worker = start(&store, &messenger, policy(8), DigestGate::default());
+    until(|| store.recorded().len() == 40).await;
+    worker.stop().await;
+    assert_eq!(messenger.sent.lock().unwrap().len(), 40);
+    assert_eq!(store.memory.lock().unwrap().digest_loads, 1);
+}
+
+#[tokio::test]
+async fn a_digest_that_could_not_be_read_is_read_again_by_the_next_sender() {
+    let store = MemoryStore::with_jobs(vec![digest_job(1, 7)]);
+    store.memory.lock().unwrap().digest_unavailable = true;
+    let messenger = MemoryMessenger::default();
+    let worker = start(&store, &messenger, policy(2), DigestGate::default());
+    until(|| !store.recorded().is_empty()).await;
+    {
+        let mut memory = store.memory.lock().unwrap();
+        memory.digest_unavailable = false;
+        memory.queue.push_back(digest_job(2, 7));
+    }
+    until(|| store.recorded().len() == 2).await;
+    worker.stop().await;
+    assert_eq!(store.outcomes_of(2), [Outcome::Sent]);
+    assert_eq!(store.memory.lock().unwrap().digest_loads, 2);
 }
 
 #[tokio::test]

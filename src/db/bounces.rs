@@ -297,22 +297,18 @@ pub fn metrics_snapshot(conn: &mut DbConnection) -> QueryResult<crate::metrics::
             .filter(deliveries::status.eq(DeliveryStatus::Queued.as_str()))
             .filter(deliveries::kind.eq(DeliveryKind::Digest.as_str()))
     };
-    let queue_depth = waited_for().count().get_result::<i64>(conn)?
-        + digests_mail().count().get_result::<i64>(conn)?;
-    let min = diesel::dsl::min(deliveries::next_attempt_at);
-    let oldest = [
-        waited_for()
-            .filter(deliveries::next_attempt_at.le(now))
-            .select(min)
-            .first::<Option<NaiveDateTime>>(conn)?,
-        digests_mail()
-            .filter(deliveries::next_attempt_at.le(now))
-            .select(min)
-            .first::<Option<NaiveDateTime>>(conn)?,
-    ]
-    .into_iter()
-    .flatten()
-    .min();
+    // Each part's count and earliest due time in one read. The earliest of all queued mail is
+    // the oldest due one, or, when it is due later (put off), nothing waits: 0 seconds below.
+    let depth_and_first = (
+        diesel::dsl::count_star(),
+        diesel::dsl::min(deliveries::next_attempt_at),
+    );
+    let parts: [(i64, Option<NaiveDateTime>); 2] = [
+        waited_for().select(depth_and_first).first(conn)?,
+        digests_mail().select(depth_and_first).first(conn)?,
+    ];
+    let queue_depth = parts.iter().map(|(depth, _)| depth).sum();
+    let oldest = parts.iter().filter_map(|(_, first)| *first).min();
     let reports: Vec<(String, i64)> = bounce_reports::table
         .group_by(bounce_reports::class)
         .select((bounce_reports::class, diesel::dsl::count_star()))

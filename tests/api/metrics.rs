@@ -157,4 +157,15 @@ async fn queue_depth_and_the_oldest_due_count_confirmations_and_digests() {
     }
     let oldest = value(&scrape().await, "newsletter_queue_oldest_due_seconds");
     assert!((60.0..120.0).contains(&oldest), "{oldest}");
+
+    // Mail put off to later is queued but not due: it counts in the depth, not in the age.
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    app.query(|c| {
+        diesel::update(d::deliveries.filter(d::kind.eq("confirmation")))
+            .set(d::next_attempt_at.eq(later))
+            .execute(c)
+    });
+    let put_off = scrape().await;
+    assert_eq!(value(&put_off, "newsletter_queue_depth"), 2.0);
+    assert_eq!(value(&put_off, "newsletter_queue_oldest_due_seconds"), 0.0);
 }
